@@ -1,0 +1,209 @@
+"""Managed subprocesses for test dependencies: start, wait until ready, stop, never leave strays.
+
+Each process runs in its own process group with its output in a log file. `stop()` sends the stop
+signal to the leader, waits, then SIGKILLs whatever is left of the group. Every started process is
+also stopped at interpreter exit, and (when started from the main thread) the kernel kills it if
+the Python process dies without running atexit handlers.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+_running: set[ManagedProcess] = set()
+_running_lock = threading.Lock()
+
+
+class ProcessError(RuntimeError):
+    """A managed process failed to start, died, or did not become ready."""
+
+
+def free_loopback_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_is_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
+    """True when something accepts TCP connections on host:port."""
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
+        return True
+    return False
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    """The last `lines` lines of a text file, or a note that it does not exist."""
+    try:
+        with open(path, "rb") as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - 64 * 1024))
+            text = log.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return f"(no log file at {path})"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec: SIGKILL it when the forking thread exits.
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class ManagedProcess:
+    """One long-running child process with a log file and a readiness probe.
+
+    `ready` is called repeatedly after start until it returns a true value; exceptions it raises
+    count as "not ready yet" and the last one is reported if the timeout expires.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        args: Sequence[str | os.PathLike],
+        *,
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        user: str | None = None,
+        ready: Callable[[], object] | None = None,
+        ready_timeout: float = 30.0,
+        stop_signal: int = signal.SIGTERM,
+        stop_timeout: float = 10.0,
+    ) -> None:
+        self.name = name
+        self.args = [os.fspath(arg) for arg in args]
+        self.log_path = Path(log_path)
+        self.env = dict(os.environ if env is None else env)
+        self.cwd = cwd
+        self.user = user
+        self.ready = ready
+        self.ready_timeout = ready_timeout
+        self.stop_signal = stop_signal
+        self.stop_timeout = stop_timeout
+        self.startup_seconds: float | None = None
+        self._popen: subprocess.Popen | None = None
+
+    def __repr__(self) -> str:
+        return f"<ManagedProcess {self.name} pid={self.pid} running={self.running}>"
+
+    @property
+    def pid(self) -> int | None:
+        return self._popen.pid if self._popen else None
+
+    @property
+    def running(self) -> bool:
+        return self._popen is not None and self._popen.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        return tail(self.log_path, lines)
+
+    def start(self) -> ManagedProcess:
+        """Start the process and wait until the readiness probe passes; raise ProcessError if not."""
+        if self.running:
+            raise ProcessError(f"{self.name} is already running (pid {self.pid})")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        with open(self.log_path, "ab") as log:
+            log.write(f"--- {time.strftime('%H:%M:%S')} starting: {' '.join(self.args)}\n".encode())
+            log.flush()
+            try:
+                self._popen = subprocess.Popen(
+                    self.args,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=self.env,
+                    cwd=self.cwd,
+                    user=self.user,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None,
+                )
+            except OSError as error:
+                raise ProcessError(f"{self.name}: cannot run {self.args[0]}: {error}") from error
+        with _running_lock:
+            _running.add(self)
+        try:
+            self._wait_ready(started)
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - started
+        return self
+
+    def _wait_ready(self, started: float) -> None:
+        if self.ready is None:
+            return
+        last_error: BaseException | None = None
+        deadline = started + self.ready_timeout
+        while True:
+            exit_code = self._popen.poll()
+            if exit_code is not None:
+                raise ProcessError(
+                    f"{self.name} exited with code {exit_code} before it was ready; "
+                    f"last lines of {self.log_path}:\n{self.log_tail()}"
+                )
+            try:
+                if self.ready():
+                    return
+            except Exception as error:  # noqa: BLE001 - any probe failure means "not ready yet"
+                last_error = error
+            if time.monotonic() > deadline:
+                reason = f" (last probe error: {last_error!r})" if last_error else ""
+                raise ProcessError(
+                    f"{self.name} was not ready after {self.ready_timeout:.0f} s{reason}; "
+                    f"last lines of {self.log_path}:\n{self.log_tail()}"
+                )
+            time.sleep(0.1)
+
+    def stop(self) -> int | None:
+        """Stop the process and everything in its process group; return its exit code."""
+        popen = self._popen
+        if popen is None:
+            return None
+        if popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(popen.pid, self.stop_signal)
+            try:
+                popen.wait(self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        # Children of the leader (or a leader that ignored the stop signal) must not outlive it.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(popen.pid, signal.SIGKILL)
+        exit_code = popen.wait()
+        with _running_lock:
+            _running.discard(self)
+        return exit_code
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group at once, as a crash would."""
+        if self.running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._popen.pid, signal.SIGKILL)
+        self.stop()
+
+    def __enter__(self) -> ManagedProcess:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+@atexit.register
+def stop_all() -> None:
+    """Stop every process this interpreter started and has not stopped yet."""
+    with _running_lock:
+        processes = list(_running)
+    for process in processes:
+        process.stop()
