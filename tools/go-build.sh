@@ -28,7 +28,7 @@ usage() {
 [[ $# -eq 1 ]] || usage
 requested="$1"
 
-# shellcheck source=versions.env
+# shellcheck source=/dev/null
 source "$repo_root/tools/versions.env"
 
 # component -> how to build it. "module" components are built from a wrapper module under
@@ -139,7 +139,7 @@ fi
 work_dir="$(mktemp -d "${TMPDIR:-/tmp}/go-build-$component.XXXXXX")"
 build_pid=""
 cleanup() {
-    [[ -n "$build_pid" ]] && kill "$build_pid" 2>/dev/null || true
+    if [[ -n "$build_pid" ]]; then kill "$build_pid" 2>/dev/null || true; fi
     rm -rf "$work_dir"
 }
 trap cleanup EXIT
@@ -147,12 +147,14 @@ trap 'exit 130' INT TERM
 
 # --- download: separates "proxy unreachable" from compile errors ----------------------------------
 log "downloading modules for $component $version"
-if [[ $kind == module ]]; then
-    download=(bash -c 'cd "$1" && "$2" mod download' _ "$module_dir" "$go_bin")
-else
-    download=("$go_bin" mod download "$module@$version")
-fi
-if ! "${download[@]}" >"$work_dir/download.log" 2>&1; then
+download() {
+    if [[ $kind == module ]]; then
+        cd "$module_dir" && "$go_bin" mod download
+    else
+        "$go_bin" mod download "$module@$version"
+    fi
+}
+if ! (download) >"$work_dir/download.log" 2>&1; then
     tail -n 20 "$work_dir/download.log" >&2
     if grep -qiE 'dial tcp|no such host|i/o timeout|connection refused|TLS handshake|proxyconnect|network is unreachable' "$work_dir/download.log"; then
         die "module proxy unreachable while downloading $component $version (GOPROXY=$("$go_bin" env GOPROXY))"
@@ -163,17 +165,20 @@ fi
 # --- build -----------------------------------------------------------------------------------------
 staging="$work_dir/out"
 mkdir -p "$staging"
-if [[ $kind == module ]]; then
-    build=(bash -c 'cd "$1" && shift && exec "$@"' _ "$module_dir"
-        "$go_bin" build -v -trimpath -tags "$build_tags" -ldflags "$ldflags" -o "$staging/" "${packages[@]}")
-else
-    build=(env GOBIN="$staging" "$go_bin" install -v -trimpath -tags "$build_tags" -ldflags "$ldflags"
-        "${packages[@]/%/@$version}")
-fi
+build() {
+    if [[ $kind == module ]]; then
+        cd "$module_dir" &&
+            exec "$go_bin" build -v -trimpath -tags "$build_tags" -ldflags "$ldflags" -o "$staging/" "${packages[@]}"
+    else
+        export GOBIN="$staging"
+        exec "$go_bin" install -v -trimpath -tags "$build_tags" -ldflags "$ldflags" \
+            "${packages[@]/%/@$version}"
+    fi
+}
 
 log "building $component $version with Go $go_version (a cold Kubernetes build takes 15-30 min on 2 cores)"
 started=$SECONDS
-"${build[@]}" >"$work_dir/build.log" 2>&1 &
+(build) >"$work_dir/build.log" 2>&1 &
 build_pid=$!
 while kill -0 "$build_pid" 2>/dev/null; do
     for ((i = 0; i < progress_interval * 2; i++)); do

@@ -14,6 +14,7 @@ from ansible_collections.stream_processing.gke.plugins.plugin_utils.platform_con
 
 ARGUMENT_SPEC = {
     "settings": {"type": "dict"},
+    "overrides": {"type": "dict", "default": {}},
     "cluster": {
         "type": "dict",
         "default": {},
@@ -48,6 +49,7 @@ class ActionModule(ActionBase):
                 for name, value in task_vars.items()
                 if name.startswith(SETTINGS_PREFIX)
             }
+        settings = {**settings, **args["overrides"]}
         report = analyse(settings, ClusterFacts.from_dict(args["cluster"]))
 
         result.update(

@@ -9,6 +9,7 @@ from ansible_collections.stream_processing.gke.plugins.module_utils.gcp_client i
     GcpError,
     GcpParameterError,
     connect,
+    failure_details,
 )
 from ansible_collections.stream_processing.gke.plugins.module_utils.gcp_storage_buckets import (
     MANAGED_PROPERTIES,
@@ -28,7 +29,7 @@ SHOWN_OBJECTS = 5
 
 
 def _fail(module, exc):
-    module.fail_json(msg=str(exc), http_status=exc.status, error_reason=exc.reason)
+    module.fail_json(msg=str(exc), **failure_details(exc))
 
 
 def _connect(module):

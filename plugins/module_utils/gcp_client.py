@@ -232,6 +232,11 @@ def translate_error(status, body_text, method, url, resource=None, identity=None
     return GcpError("Request for %s failed. (%s)" % (target, detail), status, reason)
 
 
+def failure_details(exc):
+    """Extra fail_json keys that let a playbook tell error kinds apart."""
+    return dict(http_status=getattr(exc, "status", None), error_reason=getattr(exc, "reason", None))
+
+
 def backoff_seconds(attempt, retry_after=None):
     """Seconds to wait before retry number `attempt` (1-based): exponential with jitter, capped."""
     if retry_after is not None:
@@ -261,7 +266,9 @@ class GcpClient:
         self.auth_kind = params["auth_kind"]
         self.credentials, credentials_project = self._load_credentials(params)
         self.project = params.get("project") or credentials_project
-        self.session = AuthorizedSession(self.credentials)
+        # A token or anonymous caller cannot refresh, so a 401 is reported as it is instead of as a refresh failure.
+        refresh_codes = () if self.auth_kind in ("accesstoken", "anonymous") else (401,)
+        self.session = AuthorizedSession(self.credentials, refresh_status_codes=refresh_codes)
         self.retries = 0
 
     def _load_credentials(self, params):
@@ -328,7 +335,7 @@ class GcpClient:
                 if method == "GET" and attempt < MAX_ATTEMPTS:
                     self._sleep(attempt)
                     continue
-                raise GcpError("Could not reach %s: %s" % (url, exc)) from None
+                raise GcpError("Could not reach %s %s (attempt %d): %s" % (method, url, attempt, exc)) from None
             if response.status_code in RETRYABLE_STATUS and attempt < MAX_ATTEMPTS:
                 self._sleep(attempt, _retry_after(response))
                 continue

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from urllib.parse import quote
@@ -142,10 +143,10 @@ def compare(facts, desired):
 def check_changes_allowed(name, facts, changes):
     """Raise GcpParameterError for changes Cloud Storage cannot make, before anything is changed."""
     if "location" in changes:
+        current, wanted = facts["location"], changes["location"][1]
         raise GcpParameterError(
             "Bucket %s is in location %s; the location of a bucket cannot be changed (wanted %s). Create a new "
-            "bucket and copy the objects, or set location to %s." % (name, facts["location"], changes["location"][1],
-                                                                      facts["location"])
+            "bucket and copy the objects, or set location to %s." % (name, current, wanted, current)
         )
     policy = facts.get("retention_policy") or {}
     if "retention_period" in changes and policy.get("is_locked"):
@@ -205,11 +206,13 @@ def managed_view(facts, desired):
 def permissions_report(granted, requested):
     """{permission: bool} plus whether objects can be read and written, from a testIamPermissions answer."""
     permissions = {permission: permission in granted for permission in requested}
-    can_read = all(permissions.get(p, False) for p in READ_PERMISSIONS) if set(READ_PERMISSIONS) <= set(
-        requested) else None
-    can_write = all(permissions.get(p, False) for p in WRITE_PERMISSIONS) if set(WRITE_PERMISSIONS) <= set(
-        requested) else None
-    return permissions, can_read, can_write
+
+    def holds_all(needed):
+        if not set(needed) <= set(requested):
+            return None
+        return all(permissions[permission] for permission in needed)
+
+    return permissions, holds_all(READ_PERMISSIONS), holds_all(WRITE_PERMISSIONS)
 
 
 class BucketService:
@@ -261,15 +264,14 @@ class BucketService:
 
     def delete_object_version(self, name, object_name, generation):
         params = {"generation": generation} if generation else None
-        try:
+        # Already gone (deleted concurrently) is what this call wants.
+        with contextlib.suppress(GcpNotFoundError):
             self.client.request(
                 "DELETE",
                 self._url("/b/%s/o/%s" % (quote(name, safe=""), quote(object_name, safe=""))),
                 "object %s in bucket %s" % (object_name, name),
                 params=params,
             )
-        except GcpNotFoundError:
-            pass
 
     def delete(self, name):
         self.client.request("DELETE", self._url("/b/%s" % quote(name, safe="")), self._describe(name))

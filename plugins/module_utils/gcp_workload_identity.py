@@ -16,6 +16,7 @@ from ansible_collections.stream_processing.gke.plugins.module_utils.gcp_client i
     GcpParameterError,
     backoff_seconds,
     connect,
+    failure_details,
 )
 from ansible_collections.stream_processing.gke.plugins.module_utils.gcp_iam_policy import (
     CONDITIONAL_POLICY_VERSION,
@@ -146,7 +147,9 @@ class WorkloadIdentityManager:
             if kubernetes is not None:
                 self.reconcile_annotation(*kubernetes)
         except (GcpError, KubernetesError) as exc:
-            self.module.fail_json(msg=str(exc), **{k: v for k, v in self.result.items() if k != "changed"})
+            done = {key: value for key, value in self.result.items() if key != "changed"}
+            self.module.fail_json(msg=str(exc), changed=bool(self.result["actions"]) and not self.module.check_mode,
+                                  **dict(done, **failure_details(exc)))
         self.result["changed"] = bool(self.result["actions"])
         if self.module._diff:
             self.result["diff"] = self.diff
@@ -195,17 +198,15 @@ class WorkloadIdentityManager:
         project = self.target.account_project
         if not project:
             raise GcpParameterError("Set project to create service account %s" % self.target.email)
+        if not self.module.check_mode:
+            try:
+                self.iam.create_account(project, self.target.account_id, self.params["display_name"],
+                                        self.params["description"])
+            except GcpConflictError:
+                # Created by someone else since the read: use it.
+                return
         self.result["service_account_created"] = True
         self.result["actions"].append("create GCP service account %s" % self.target.email)
-        if self.module.check_mode:
-            return
-        try:
-            self.iam.create_account(project, self.target.account_id, self.params["display_name"],
-                                    self.params["description"])
-        except GcpConflictError:
-            # Created by someone else since the read: use it.
-            self.result["service_account_created"] = False
-            self.result["actions"].pop()
 
     def read_policy(self, new_account):
         attempts = NEW_ACCOUNT_POLICY_ATTEMPTS if new_account else 1
@@ -230,27 +231,26 @@ class WorkloadIdentityManager:
             self.diff["after"]["workload_identity_users"] = self.result["members"]
             if not changed:
                 return
+            if not self.module.check_mode:
+                try:
+                    written = self.iam.set_policy(wanted)
+                except GcpConflictError as exc:
+                    attempt += 1
+                    self.result["conflict_retries"] = attempt
+                    if attempt > limit:
+                        raise GcpConflictError(
+                            "The IAM policy of %s changed concurrently %d times in a row; gave up after %d writes, "
+                            "each rejected by its etag, so nothing was overwritten. Retry later or raise "
+                            "conflict_retries. (%s)" % (self.target.email, attempt, attempt, exc), exc.status,
+                            exc.reason,
+                        ) from None
+                    time.sleep(backoff_seconds(attempt))
+                    continue
+                self.result["members"] = members_of(written, WORKLOAD_IDENTITY_ROLE)
             self.result["binding_changed"] = True
             self.result["actions"].append("%s %s %s %s" % ("add" if self.present else "remove", self.target.member,
                                                            "to" if self.present else "from", WORKLOAD_IDENTITY_ROLE))
-            if self.module.check_mode:
-                return
-            try:
-                written = self.iam.set_policy(wanted)
-                self.result["members"] = members_of(written, WORKLOAD_IDENTITY_ROLE)
-                return
-            except GcpConflictError as exc:
-                self.result["binding_changed"] = False
-                self.result["actions"].pop()
-                attempt += 1
-                self.result["conflict_retries"] = attempt
-                if attempt > limit:
-                    raise GcpConflictError(
-                        "The IAM policy of %s changed concurrently %d times in a row; gave up after %d writes, each "
-                        "rejected by its etag, so nothing was overwritten. Retry later or raise conflict_retries. "
-                        "(%s)" % (self.target.email, attempt, attempt, exc), exc.status, exc.reason
-                    ) from None
-                time.sleep(backoff_seconds(attempt))
+            return
 
     def reconcile_annotation(self, api, annotations):
         namespace, name = self.target.namespace, self.target.kubernetes_service_account
@@ -258,26 +258,23 @@ class WorkloadIdentityManager:
         report = dict(namespace=namespace, name=name, created=False, annotation_changed=False, annotation=current)
         self.result["kubernetes_service_account"] = report
         self.diff["before"]["ksa_annotation"] = current
-        if self.present:
-            wanted = self.target.email
-        else:
-            # Only remove an annotation that points at this GSA; another binding is not ours to undo.
-            wanted = None if current == self.target.email else current
+        # absent removes only an annotation that points at this GSA; another binding is not ours to undo.
+        wanted = self.target.email if self.present else (None if current == self.target.email else current)
         self.diff["after"]["ksa_annotation"] = wanted
         report["annotation"] = wanted
         if annotations is None:
             if not self.present:
                 return
+            if not self.module.check_mode:
+                api.create(namespace, name, {GCP_SERVICE_ACCOUNT_ANNOTATION: wanted})
             report["created"] = report["annotation_changed"] = True
             self.result["actions"].append("create Kubernetes ServiceAccount %s/%s annotated with %s"
                                           % (namespace, name, wanted))
-            if not self.module.check_mode:
-                api.create(namespace, name, {GCP_SERVICE_ACCOUNT_ANNOTATION: wanted})
             return
         if current == wanted:
             return
+        if not self.module.check_mode:
+            api.set_annotation(namespace, name, GCP_SERVICE_ACCOUNT_ANNOTATION, wanted)
         report["annotation_changed"] = True
         self.result["actions"].append("%s annotation %s on %s/%s" % (
             "set" if wanted else "remove", GCP_SERVICE_ACCOUNT_ANNOTATION, namespace, name))
-        if not self.module.check_mode:
-            api.set_annotation(namespace, name, GCP_SERVICE_ACCOUNT_ANNOTATION, wanted)

@@ -32,6 +32,12 @@ options:
       - The settings to analyse, keyed by variable name (C(platform_jobmanager_replicas) and so on).
       - When omitted, every variable of the task whose name starts with C(platform_) is templated and used.
     type: dict
+  overrides:
+    description:
+      - Settings that replace those of O(settings) (or of the task variables) for this analysis only.
+      - Answers "would this change pass?" without editing the inventory.
+    type: dict
+    default: {}
   cluster:
     description:
       - What the caller learned from the live cluster. Checks that need a missing fact are reported as warnings.
@@ -43,7 +49,9 @@ options:
         type: bool
         default: false
       node_count:
-        description: Schedulable nodes (not cordoned). The DaemonSet TaskManager count, and the bound for required anti-affinity.
+        description:
+          - Schedulable nodes (not cordoned).
+          - The DaemonSet TaskManager count, and the bound for required anti-affinity.
         type: int
       api_versions:
         description: Served group versions, such as C(v1), C(apps/v1), C(policy/v1), C(metrics.k8s.io/v1beta1).
@@ -95,28 +103,49 @@ msg:
   description: Summary, or the list of problems when the analysis failed.
   returned: always
   type: str
-  sample: "Preflight found 1 problem(s) in the configuration; nothing was applied:\n- platform_taskmanager_pdb_min_available (3) must be lower than platform_taskmanager_replicas (3): no node could ever be drained"
+  sample: >-
+    Preflight found 1 problem(s) in the configuration; nothing was applied:
+    - platform_taskmanager_pdb_min_available (3) must be lower than platform_taskmanager_replicas (3):
+    no node could ever be drained
 errors:
   description: One message per problem; each names the variable involved.
   returned: always
   type: list
   elements: str
-  sample: ["platform_jobmanager_hpa_min_replicas (6) must not be above platform_jobmanager_hpa_max_replicas (5): the HPA would be rejected"]
+  sample:
+    - >-
+      platform_jobmanager_hpa_min_replicas (6) must not be above platform_jobmanager_hpa_max_replicas (5):
+      the HPA would be rejected
 preflight_warnings:
   description: Checks that could not run or that found something risky but workable.
   returned: always
   type: list
   elements: str
-  sample: ["The cluster serves no metrics.k8s.io/v1beta1 (metrics-server): the JobManager HPA (platform_jobmanager_hpa_enabled) will report unknown metrics and never scale"]
+  sample:
+    - >-
+      The cluster serves no metrics.k8s.io/v1beta1 (metrics-server): the JobManager HPA
+      (platform_jobmanager_hpa_enabled) will report unknown metrics and never scale
 usage:
   description: What the workloads need at maximum scale, per quota resource.
   returned: always
   type: dict
-  sample: {"requests.cpu": "7", "requests.memory": "14Gi", "limits.cpu": "14", "limits.memory": "28Gi", "pods": "12", "requests.storage": "390Gi", "persistentvolumeclaims": "6"}
+  sample:
+    requests.cpu: "7"
+    requests.memory: 14Gi
+    limits.cpu: "14"
+    limits.memory: 28Gi
+    pods: "12"
+    requests.storage: 390Gi
+    persistentvolumeclaims: "6"
 workloads:
   description: The workload model the sums were made from.
   returned: always
   type: list
   elements: dict
-  sample: [{"name": "jobmanager", "kind": "Deployment", "replicas": 5, "containers": ["jobmanager"], "volume_claims": []}]
+  sample:
+    - name: jobmanager
+      kind: Deployment
+      replicas: 5
+      containers: [jobmanager]
+      volume_claims: []
 """

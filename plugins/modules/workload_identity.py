@@ -199,14 +199,21 @@ actions:
   returned: always
   type: list
   elements: str
-  sample: ["add serviceAccount:acme-prod.svc.id.goog[stream-processing/stream-processing-sa] to roles/iam.workloadIdentityUser"]
+  sample:
+    - "add serviceAccount:acme-prod.svc.id.goog[stream-processing/stream-processing-sa] to
+      roles/iam.workloadIdentityUser"
 diff:
   description: GSA existence, the role's members and the KSA annotation before and after, in diff mode.
   returned: when diff mode is on
   type: dict
-  sample: {before: {gcp_service_account_exists: true, workload_identity_users: []},
-           after: {gcp_service_account_exists: true,
-                   workload_identity_users: ["serviceAccount:acme-prod.svc.id.goog[stream-processing/stream-processing-sa]"]}}
+  sample:
+    before:
+      gcp_service_account_exists: true
+      workload_identity_users: []
+    after:
+      gcp_service_account_exists: true
+      workload_identity_users:
+        - "serviceAccount:acme-prod.svc.id.goog[stream-processing/stream-processing-sa]"
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -212,11 +212,11 @@ class _Analysis:
         requests, limits = parsed
         for resource in ("cpu", "memory"):
             if requests[resource] > limits[resource]:
+                request, limit = (values_of(presets[name], section, resource) for section in ("requests", "limits"))
                 self.error(
                     "presets",
-                    f"platform_resource_presets.{name}: requests.{resource} ({values_of(presets[name], 'requests', resource)})"
-                    f" is above limits.{resource} ({values_of(presets[name], 'limits', resource)}),"
-                    " which the API server rejects",
+                    f"platform_resource_presets.{name}: requests.{resource} ({request}) is above"
+                    f" limits.{resource} ({limit}), which the API server rejects",
                 )
         return requests, limits
 
@@ -253,25 +253,36 @@ class _Analysis:
         if cloudsql:
             jobmanager_containers.append(self.container("cloud-sql-proxy", "platform_cloudsql_proxy_resources"))
         if self.get("platform_jobmanager_hpa_enabled"):
-            replicas, replicas_variable = self.integer("platform_jobmanager_hpa_max_replicas"), "platform_jobmanager_hpa_max_replicas"
+            replicas_variable = "platform_jobmanager_hpa_max_replicas"
         else:
-            replicas, replicas_variable = self.integer("platform_jobmanager_replicas"), "platform_jobmanager_replicas"
+            replicas_variable = "platform_jobmanager_replicas"
+        replicas = self.integer(replicas_variable)
         result.append(
-            self.workload("jobmanager", "Deployment", replicas, replicas_variable, jobmanager_containers,
-                          anti_affinity="platform_jobmanager_anti_affinity")
+            self.workload(
+                "jobmanager",
+                "Deployment",
+                replicas,
+                replicas_variable,
+                jobmanager_containers,
+                anti_affinity="platform_jobmanager_anti_affinity",
+            )
         )
 
         taskmanager_containers = [self.container("taskmanager", "platform_taskmanager_resources")]
         if self.get("platform_taskmanager_mode") == "daemonset":
             result.append(
-                self.workload("taskmanager", "DaemonSet", self.cluster.node_count, "live node count",
-                              taskmanager_containers)
+                self.workload(
+                    "taskmanager", "DaemonSet", self.cluster.node_count, "live node count", taskmanager_containers
+                )
             )
         else:
             result.append(
                 self.workload(
-                    "taskmanager", "StatefulSet", self.integer("platform_taskmanager_replicas"),
-                    "platform_taskmanager_replicas", taskmanager_containers,
+                    "taskmanager",
+                    "StatefulSet",
+                    self.integer("platform_taskmanager_replicas"),
+                    "platform_taskmanager_replicas",
+                    taskmanager_containers,
                     [self.claim("checkpoints", "platform_taskmanager_storage_size")],
                     anti_affinity="platform_taskmanager_anti_affinity",
                 )
@@ -279,24 +290,44 @@ class _Analysis:
 
         if not cloudsql:
             result.append(
-                self.workload("postgres", "StatefulSet", 1, "one PostgreSQL pod",
-                              [self.container("postgres", "platform_postgres_resources")],
-                              [self.claim("data", "platform_postgres_storage_size")])
+                self.workload(
+                    "postgres",
+                    "StatefulSet",
+                    1,
+                    "one PostgreSQL pod",
+                    [self.container("postgres", "platform_postgres_resources")],
+                    [self.claim("data", "platform_postgres_storage_size")],
+                )
             )
         result.append(
-            self.workload("kafka", "StatefulSet", self.integer("platform_kafka_replicas"), "platform_kafka_replicas",
-                          [self.container("kafka", "platform_kafka_resources")],
-                          [self.claim("data", "platform_kafka_storage_size")])
+            self.workload(
+                "kafka",
+                "StatefulSet",
+                self.integer("platform_kafka_replicas"),
+                "platform_kafka_replicas",
+                [self.container("kafka", "platform_kafka_resources")],
+                [self.claim("data", "platform_kafka_storage_size")],
+            )
         )
         if self.get("platform_monitoring_enabled"):
             result.append(
-                self.workload("prometheus", "StatefulSet", 1, "one Prometheus pod",
-                              [self.container("prometheus", "platform_prometheus_resources")],
-                              [self.claim("data", "platform_prometheus_storage_size")])
+                self.workload(
+                    "prometheus",
+                    "StatefulSet",
+                    1,
+                    "one Prometheus pod",
+                    [self.container("prometheus", "platform_prometheus_resources")],
+                    [self.claim("data", "platform_prometheus_storage_size")],
+                )
             )
             result.append(
-                self.workload("grafana", "Deployment", 1, "one Grafana pod",
-                              [self.container("grafana", "platform_grafana_resources")])
+                self.workload(
+                    "grafana",
+                    "Deployment",
+                    1,
+                    "one Grafana pod",
+                    [self.container("grafana", "platform_grafana_resources")],
+                )
             )
         return result
 
@@ -349,7 +380,8 @@ class _Analysis:
                 self.error(
                     "pdb",
                     f"platform_taskmanager_pdb_min_available ({tm_pdb}) must be lower than the number of"
-                    f" TaskManagers, which in daemonset mode is the node count ({nodes}): no node could ever be drained",
+                    f" TaskManagers, which in daemonset mode is the node count ({nodes}):"
+                    " no node could ever be drained",
                 )
         else:
             replicas = self.integer("platform_taskmanager_replicas")
@@ -382,8 +414,12 @@ class _Analysis:
                 unknown.append(workload.name)
                 continue
             count = Decimal(workload.replicas)
-            for section, resource in (("requests", "cpu"), ("requests", "memory"),
-                                      ("limits", "cpu"), ("limits", "memory")):
+            for section, resource in (
+                ("requests", "cpu"),
+                ("requests", "memory"),
+                ("limits", "cpu"),
+                ("limits", "memory"),
+            ):
                 key = f"{section}.{resource}"
                 per_pod = sum((getattr(c, section)[resource] for c in workload.containers), Decimal(0))
                 totals[key] += per_pod * count
@@ -393,22 +429,25 @@ class _Analysis:
             for claim in workload.volume_claims:
                 totals["requests.storage"] += claim.size * count
                 totals["persistentvolumeclaims"] += count
+                size = format_quantity(claim.size, "storage")
                 parts["requests.storage"].append(
-                    f"{workload.name} {workload.replicas} x {format_quantity(claim.size, 'storage')} ({claim.size_variable})"
+                    f"{workload.name} {workload.replicas} x {size} ({claim.size_variable})"
                 )
                 parts["persistentvolumeclaims"].append(f"{workload.name} {workload.replicas}")
         if unknown:
             self.warn(
                 "quota",
-                "The quota check leaves out " + ", ".join(unknown)
+                "The quota check leaves out "
+                + ", ".join(unknown)
                 + ": in daemonset mode their count is the node count, and the cluster could not be asked",
             )
         for resource, total in totals.items():
             report.usage[resource] = format_quantity(total, resource)
             if resource in quota and total > quota[resource]:
+                key = quota_key(quota_settings, resource)
                 self.error(
                     "quota",
-                    f"platform_resource_quota['{quota_key(quota_settings, resource)}'] ({quota_settings[quota_key(quota_settings, resource)]})"
+                    f"platform_resource_quota['{key}'] ({quota_settings[key]})"
                     f" is below what the workloads need at maximum scale ({format_quantity(total, resource)}:"
                     f" {', '.join(parts[resource])}); raise the quota or lower the sizing",
                 )
@@ -426,7 +465,10 @@ class _Analysis:
         for resource in ("cpu", "memory"):
             low, high = bounds["min"].get(resource), bounds["max"].get(resource)
             if low is not None and high is not None and low > high:
-                self.error("limit_range", f"platform_limit_range.min.{resource} is above platform_limit_range.max.{resource}")
+                self.error(
+                    "limit_range",
+                    f"platform_limit_range.min.{resource} is above platform_limit_range.max.{resource}",
+                )
             for bound in ("default", "default_request"):
                 value = bounds[bound].get(resource)
                 if value is None:
@@ -479,7 +521,8 @@ class _Analysis:
                 self.error(
                     "anti_affinity",
                     f"{variable} is required but {workload.replicas_variable} ({workload.replicas}) is above the"
-                    f" {nodes} schedulable nodes: {workload.replicas - nodes} {workload.name} pod(s) would stay Pending;"
+                    f" {nodes} schedulable nodes: {workload.replicas - nodes} {workload.name} pod(s)"
+                    " would stay Pending;"
                     " use preferred or add nodes",
                 )
 
@@ -495,7 +538,8 @@ class _Analysis:
         if missing:
             self.error(
                 "api_versions",
-                "The cluster does not serve " + ", ".join(missing)
+                "The cluster does not serve "
+                + ", ".join(missing)
                 + ", which the manifests use (Kubernetes 1.25 or later serves them all)",
             )
         if self.get("platform_jobmanager_hpa_enabled") and METRICS_API_VERSION not in served:

@@ -1,11 +1,13 @@
 """Checkpoint pieces in GCS, with the local checkpoint directory as fallback.
 
-A piece's location is either gs://<bucket>/<prefix>/<job>/chk-<n>/<file> or file://<checkpoint dir>/<job>/chk-<n>/<file>;
-the same relative name is used in both places so a local piece can later be uploaded unchanged.
+A piece's location is either gs://<bucket>/<prefix>/<job>/chk-<n>/<file> or
+file://<checkpoint dir>/<job>/chk-<n>/<file>; the same relative name is used in both places so a
+local piece can later be uploaded unchanged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -112,13 +114,11 @@ class CheckpointStorage:
 
     def _upload(self, relative_name: str, data: bytes) -> str:
         blob = self._gcs_bucket().blob(self._object_name(relative_name))
-        try:
-            # Pieces are write-once; the precondition makes a retried upload safe.
+        # Pieces are write-once; the precondition makes a retried upload safe (412: an earlier try stored it).
+        with contextlib.suppress(google_errors.PreconditionFailed):
             blob.upload_from_string(
                 data, content_type="application/json", if_generation_match=0, timeout=self.timeout, retry=self._retry
             )
-        except google_errors.PreconditionFailed:
-            pass  # an earlier attempt of this same upload already stored it
         return f"gs://{self.bucket_name}/{blob.name}"
 
     def write_piece(self, relative_name: str, data: bytes) -> StoredPiece:

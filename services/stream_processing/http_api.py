@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Callable
 
 import bottle
@@ -99,7 +99,7 @@ def health_document(checks: dict[str, dict], shutting_down: bool) -> tuple[int, 
     else:
         overall = "healthy"
     code = 200 if overall in ("healthy", "degraded") else 503
-    return code, {"status": overall, "timestamp": datetime.now(timezone.utc).isoformat(), "checks": checks}
+    return code, {"status": overall, "timestamp": datetime.now(UTC).isoformat(), "checks": checks}
 
 
 def add_probe_routes(

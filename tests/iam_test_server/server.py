@@ -13,6 +13,10 @@ from socketserver import ThreadingMixIn
 from urllib.parse import parse_qs, unquote
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+
 USER_MANAGED_DOMAIN = ".iam.gserviceaccount.com"
 EMPTY_POLICY_ETAG = "ACAB"
 ACCOUNT_ID_PATTERN = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
@@ -23,15 +27,26 @@ ROLE_PATTERN = re.compile(r"^(roles/[\w.]+|(projects|organizations)/[^/]+/roles/
 ROUTE_PATTERN = re.compile(
     r"^/v1/projects/(?P<project>[^/]+)/serviceAccounts(?:/(?P<account>[^/:]+)(?::(?P<verb>getIamPolicy|setIamPolicy))?)?$"
 )
+TOKEN_PATH = "/token"
+JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 PERMISSIONS = {
     "get": "iam.serviceAccounts.get",
     "create": "iam.serviceAccounts.create",
     "getIamPolicy": "iam.serviceAccounts.getIamPolicy",
     "setIamPolicy": "iam.serviceAccounts.setIamPolicy",
 }
-HTTP_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-                405: "Method Not Allowed", 409: "Conflict", 429: "Too Many Requests", 500: "Internal Server Error",
-                503: "Service Unavailable"}
+HTTP_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
 class ApiError(Exception):
@@ -50,50 +65,87 @@ class ApiError(Exception):
 
 def permission_denied(permission):
     return ApiError(
-        403, "PERMISSION_DENIED", "Permission '%s' denied on resource (or it may not exist)." % permission,
-        [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "IAM_PERMISSION_DENIED",
-          "domain": "iam.googleapis.com", "metadata": {"permission": permission}}],
+        403,
+        "PERMISSION_DENIED",
+        f"Permission '{permission}' denied on resource (or it may not exist).",
+        [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "IAM_PERMISSION_DENIED",
+                "domain": "iam.googleapis.com",
+                "metadata": {"permission": permission},
+            }
+        ],
     )
 
 
 def service_disabled(project_number):
-    activation = "https://console.developers.google.com/apis/api/iam.googleapis.com/overview?project=%s" % (
-        project_number)
+    activation = f"https://console.developers.google.com/apis/api/iam.googleapis.com/overview?project={project_number}"
     return ApiError(
-        403, "PERMISSION_DENIED",
-        "Identity and Access Management (IAM) API has not been used in project %s before or it is disabled. Enable "
-        "it by visiting %s then retry. If you enabled this API recently, wait a few minutes for the action to "
-        "propagate to our systems and retry." % (project_number, activation),
-        [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "SERVICE_DISABLED",
-          "domain": "googleapis.com",
-          "metadata": {"service": "iam.googleapis.com", "consumer": "projects/%s" % project_number,
-                       "activationUrl": activation, "serviceTitle": "Identity and Access Management (IAM) API",
-                       "containerInfo": project_number}},
-         {"@type": "type.googleapis.com/google.rpc.Help",
-          "links": [{"description": "Google developers console API activation", "url": activation}]}],
+        403,
+        "PERMISSION_DENIED",
+        f"Identity and Access Management (IAM) API has not been used in project {project_number} before or it is "
+        f"disabled. Enable it by visiting {activation} then retry. If you enabled this API recently, wait a few "
+        "minutes for the action to propagate to our systems and retry.",
+        [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "SERVICE_DISABLED",
+                "domain": "googleapis.com",
+                "metadata": {
+                    "service": "iam.googleapis.com",
+                    "consumer": f"projects/{project_number}",
+                    "activationUrl": activation,
+                    "serviceTitle": "Identity and Access Management (IAM) API",
+                    "containerInfo": project_number,
+                },
+            },
+            {
+                "@type": "type.googleapis.com/google.rpc.Help",
+                "links": [{"description": "Google developers console API activation", "url": activation}],
+            },
+        ],
     )
 
 
 def unauthenticated(missing):
     if missing:
         return ApiError(
-            401, "UNAUTHENTICATED",
+            401,
+            "UNAUTHENTICATED",
             "Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or "
             "other valid authentication credential.",
-            [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "CREDENTIALS_MISSING",
-              "domain": "googleapis.com", "metadata": {"service": "iam.googleapis.com"}}],
+            [
+                {
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": "CREDENTIALS_MISSING",
+                    "domain": "googleapis.com",
+                    "metadata": {"service": "iam.googleapis.com"},
+                }
+            ],
         )
     return ApiError(
-        401, "UNAUTHENTICATED",
+        401,
+        "UNAUTHENTICATED",
         "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid "
         "authentication credential.",
-        [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "ACCESS_TOKEN_TYPE_UNSUPPORTED",
-          "domain": "googleapis.com", "metadata": {"service": "iam.googleapis.com"}}],
+        [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "ACCESS_TOKEN_TYPE_UNSUPPORTED",
+                "domain": "googleapis.com",
+                "metadata": {"service": "iam.googleapis.com"},
+            }
+        ],
     )
 
 
 def invalid_argument(message):
     return ApiError(400, "INVALID_ARGUMENT", message)
+
+
+def _b64url_decode(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _new_etag():
@@ -113,6 +165,7 @@ class IamTestState:
             self.projects = {}
             self.accounts = {}
             self.tokens = {}
+            self.keys = {}
             self.after_get_policy_hooks = {}
             self.faults = {}
             self.calls = []
@@ -131,6 +184,11 @@ class IamTestState:
         with self.lock:
             self.tokens[token] = {"identity": identity, "permissions": set(permissions)}
 
+    def add_service_account_key(self, email, public_key_pem, permissions=("*",)):
+        """Let the token endpoint exchange JWTs signed by this key for tokens of email (a key's token_uri)."""
+        with self.lock:
+            self.keys[email] = {"public_key": public_key_pem, "permissions": set(permissions)}
+
     def add_service_account(self, project_id, account_id, display_name=""):
         with self.lock:
             return self._create_account(project_id, account_id, {"displayName": display_name})["email"]
@@ -147,7 +205,10 @@ class IamTestState:
             self._store_bindings(account, edit(copy.deepcopy(account["bindings"])))
 
     def after_next_get_policy(self, email, writer):
-        """Run writer(state, email) right after the next getIamPolicy answer for email is computed."""
+        """Run writer(state, email) right after a getIamPolicy answer for email is computed, before it is sent.
+
+        Writers queue up: each one runs after one getIamPolicy call, in the order they were added.
+        """
         with self.lock:
             self.after_get_policy_hooks.setdefault(email, []).append(writer)
 
@@ -162,11 +223,11 @@ class IamTestState:
 
     # Internals.
     def _create_account(self, project_id, account_id, fields):
-        email = "%s@%s%s" % (account_id, project_id, USER_MANAGED_DOMAIN)
+        email = f"{account_id}@{project_id}{USER_MANAGED_DOMAIN}"
         unique_id = str(int(hashlib.sha256(email.encode()).hexdigest(), 16) % 10**21).rjust(21, "1")
         self.accounts[email] = {
             "resource": {
-                "name": "projects/%s/serviceAccounts/%s" % (project_id, email),
+                "name": f"projects/{project_id}/serviceAccounts/{email}",
                 "projectId": project_id,
                 "uniqueId": unique_id,
                 "email": email,
@@ -196,7 +257,7 @@ class IamTestState:
                 condition = binding.pop("condition", None)
                 if condition:
                     digest = hashlib.sha256(json.dumps(condition, sort_keys=True).encode()).hexdigest()[:20]
-                    binding["role"] = "%s_withcond_%s" % (binding["role"], digest)
+                    binding["role"] = "{}_withcond_{}".format(binding["role"], digest)
             version = 1
         else:
             version = 3 if conditional else 1
@@ -213,13 +274,18 @@ class IamApi:
         self.state = state
 
     def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") == TOKEN_PATH:
+            return self._token(environ, start_response)
         method = None
         identity = None
         try:
             route = ROUTE_PATTERN.match(environ.get("PATH_INFO", ""))
             if not route:
-                raise ApiError(404, "NOT_FOUND", "The requested URL %s was not found on this server."
-                               % environ.get("PATH_INFO"))
+                raise ApiError(
+                    404,
+                    "NOT_FOUND",
+                    "The requested URL {} was not found on this server.".format(environ.get("PATH_INFO")),
+                )
             method = self._method(environ["REQUEST_METHOD"], route)
             query = parse_qs(environ.get("QUERY_STRING", ""))
             body = self._body(environ)
@@ -227,8 +293,11 @@ class IamApi:
                 faults = self.state.faults.get(method)
                 if faults:
                     code = faults.pop(0)
-                    raise ApiError(code, "UNAVAILABLE" if code >= 500 else "RESOURCE_EXHAUSTED",
-                                   "The service is currently unavailable." if code >= 500 else "Quota exceeded.")
+                    raise ApiError(
+                        code,
+                        "UNAVAILABLE" if code >= 500 else "RESOURCE_EXHAUSTED",
+                        "The service is currently unavailable." if code >= 500 else "Quota exceeded.",
+                    )
                 identity = self._authenticate(environ)
                 payload, after = getattr(self, "_" + method)(route, identity, query, body)
                 self._log(method, identity, 200)
@@ -252,7 +321,7 @@ class IamApi:
             return "get"
         if not account and http_method == "POST":
             return "create"
-        raise ApiError(405, "INVALID_ARGUMENT", "Method %s is not allowed here." % http_method)
+        raise ApiError(405, "INVALID_ARGUMENT", f"Method {http_method} is not allowed here.")
 
     @staticmethod
     def _body(environ):
@@ -272,7 +341,7 @@ class IamApi:
         header = environ.get("HTTP_AUTHORIZATION", "")
         if not header.startswith("Bearer "):
             raise unauthenticated(missing=True)
-        token = self.state.tokens.get(header[len("Bearer "):])
+        token = self.state.tokens.get(header[len("Bearer ") :])
         if token is None:
             raise unauthenticated(missing=False)
         return token
@@ -288,7 +357,8 @@ class IamApi:
     def _account(self, route, identity, method):
         key = unquote(route.group("account"))
         account = self.state.accounts.get(key) or next(
-            (a for a in self.state.accounts.values() if a["resource"]["uniqueId"] == key), None)
+            (a for a in self.state.accounts.values() if a["resource"]["uniqueId"] == key), None
+        )
         project_id = route.group("project")
         if project_id == "-":
             project_id = account["resource"]["projectId"] if account else key.partition("@")[2].split(".")[0]
@@ -296,8 +366,11 @@ class IamApi:
         if account is None:
             if method == "get":
                 raise ApiError(404, "NOT_FOUND", "Unknown service account")
-            raise ApiError(404, "NOT_FOUND", "Service account projects/%s/serviceAccounts/%s does not exist."
-                           % (route.group("project"), key))
+            raise ApiError(
+                404,
+                "NOT_FOUND",
+                "Service account projects/{}/serviceAccounts/{} does not exist.".format(route.group("project"), key),
+            )
         return account
 
     def _get(self, route, identity, query, body):
@@ -307,40 +380,43 @@ class IamApi:
         project_id = route.group("project")
         self._check(identity, "create", project_id)
         if project_id not in self.state.projects:
-            raise ApiError(404, "NOT_FOUND", "Project %s not found." % project_id)
+            raise ApiError(404, "NOT_FOUND", f"Project {project_id} not found.")
         account_id = body.get("accountId", "")
         if not ACCOUNT_ID_PATTERN.match(account_id):
-            raise invalid_argument("Invalid account ID %r: it must be 6-30 characters, lowercase letters, digits "
-                                   "and hyphens, starting with a letter." % account_id)
-        email = "%s@%s%s" % (account_id, project_id, USER_MANAGED_DOMAIN)
+            raise invalid_argument(
+                f"Invalid account ID {account_id!r}: it must be 6-30 characters, lowercase letters, digits "
+                "and hyphens, starting with a letter."
+            )
+        email = f"{account_id}@{project_id}{USER_MANAGED_DOMAIN}"
         if email in self.state.accounts:
-            raise ApiError(409, "ALREADY_EXISTS",
-                           "Service account %s already exists within project projects/%s." % (account_id, project_id))
+            raise ApiError(
+                409,
+                "ALREADY_EXISTS",
+                f"Service account {account_id} already exists within project projects/{project_id}.",
+            )
         resource = self.state._create_account(project_id, account_id, body.get("serviceAccount") or {})
         return copy.deepcopy(resource), None
 
     @staticmethod
     def _requested_version(query, body):
         values = query.get("options.requestedPolicyVersion") or [
-            str((body.get("options") or {}).get("requestedPolicyVersion", 0))]
+            str((body.get("options") or {}).get("requestedPolicyVersion", 0))
+        ]
         try:
             version = int(values[0])
         except ValueError:
             raise invalid_argument("Invalid value at 'options.requested_policy_version'") from None
         if version not in (0, 1, 3):
-            raise invalid_argument("Invalid requested policy version %s; valid values are 0, 1 and 3." % version)
+            raise invalid_argument(f"Invalid requested policy version {version}; valid values are 0, 1 and 3.")
         return version
 
     def _getIamPolicy(self, route, identity, query, body):  # noqa: N802 (named after the API method)
         account = self._account(route, identity, "getIamPolicy")
         view = self.state._policy_view(account, self._requested_version(query, body))
-        hooks = self.state.after_get_policy_hooks.pop(account["resource"]["email"], [])
-
-        def run_hooks():
-            for writer in hooks:
-                writer(self.state, account["resource"]["email"])
-
-        return view, run_hooks
+        email = account["resource"]["email"]
+        queued = self.state.after_get_policy_hooks.get(email)
+        writer = queued.pop(0) if queued else None
+        return view, (lambda: writer(self.state, email)) if writer else None
 
     def _setIamPolicy(self, route, identity, query, body):  # noqa: N802 (named after the API method)
         account = self._account(route, identity, "setIamPolicy")
@@ -349,36 +425,71 @@ class IamApi:
             raise invalid_argument("Request contains an invalid argument: policy is required.")
         version = policy.get("version", 1)
         if version not in (0, 1, 3):
-            raise invalid_argument("Invalid policy version %s; valid values are 0, 1 and 3." % version)
+            raise invalid_argument(f"Invalid policy version {version}; valid values are 0, 1 and 3.")
         bindings = []
         for binding in policy.get("bindings") or []:
             role, members = binding.get("role", ""), binding.get("members") or []
             if "_withcond_" in role or not ROLE_PATTERN.match(role):
-                raise invalid_argument("Role %s is not supported for this resource." % role)
+                raise invalid_argument(f"Role {role} is not supported for this resource.")
             if not members:
-                raise invalid_argument("Binding for role %s has no members." % role)
+                raise invalid_argument(f"Binding for role {role} has no members.")
             bad = [member for member in members if not MEMBER_PATTERN.match(member)]
             if bad:
-                raise invalid_argument("Invalid member %s in binding for role %s." % (bad[0], role))
+                raise invalid_argument(f"Invalid member {bad[0]} in binding for role {role}.")
             if binding.get("condition") and version != 3:
                 raise invalid_argument(
-                    "Conditional role bindings require policy version 3; the policy has version %s." % version)
+                    f"Conditional role bindings require policy version 3; the policy has version {version}."
+                )
             stored = {"role": role, "members": list(dict.fromkeys(members))}
             if binding.get("condition"):
                 stored["condition"] = binding["condition"]
             bindings.append(stored)
         etag = policy.get("etag")
         if etag is not None and etag != account["etag"]:
-            raise ApiError(409, "ABORTED", "There were concurrent policy changes. Please retry the whole "
-                                           "read-modify-write with exponential backoff.")
+            raise ApiError(
+                409,
+                "ABORTED",
+                "There were concurrent policy changes. Please retry the whole "
+                "read-modify-write with exponential backoff.",
+            )
         self.state._store_bindings(account, bindings)
         return self.state._policy_view(account, 3), None
+
+    def _token(self, environ, start_response):
+        """OAuth 2 JWT-bearer grant (RFC 7523) as used by service-account keys; errors as in RFC 6749."""
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        form = parse_qs(environ["wsgi.input"].read(length).decode() if length else "")
+        if form.get("grant_type") != [JWT_BEARER_GRANT] or not form.get("assertion"):
+            return self._respond(start_response, 400, {"error": "unsupported_grant_type"})
+        try:
+            header_b64, claims_b64, signature_b64 = form["assertion"][0].split(".")
+            claims = json.loads(_b64url_decode(claims_b64))
+            with self.state.lock:
+                key = self.state.keys.get(claims.get("iss"))
+            if key is None:
+                raise ValueError("unknown issuer")
+            public_key = serialization.load_pem_public_key(key["public_key"].encode())
+            public_key.verify(
+                _b64url_decode(signature_b64),
+                f"{header_b64}.{claims_b64}".encode(),
+                padding.PKCS1v15(),
+                hashes.SHA256(),
+            )
+        except (ValueError, InvalidSignature):
+            return self._respond(
+                start_response, 400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}
+            )
+        token = "ya29.test-" + base64.urlsafe_b64encode(os.urandom(12)).decode()
+        self.state.add_token(token, claims["iss"], key["permissions"])
+        return self._respond(start_response, 200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
 
     @staticmethod
     def _respond(start_response, code, payload):
         data = json.dumps(payload).encode()
-        start_response("%d %s" % (code, HTTP_REASONS.get(code, "Error")),
-                       [("Content-Type", "application/json; charset=UTF-8"), ("Content-Length", str(len(data)))])
+        start_response(
+            f"{code} {HTTP_REASONS.get(code, 'Error')}",
+            [("Content-Type", "application/json; charset=UTF-8"), ("Content-Length", str(len(data)))],
+        )
         return [data]
 
 
@@ -401,11 +512,12 @@ class IamTestServer:
 
     @property
     def endpoint(self):
-        return "http://127.0.0.1:%d" % self._server.server_port
+        return f"http://127.0.0.1:{self._server.server_port}"
 
     def start(self):
-        self._server = make_server("127.0.0.1", 0, IamApi(self.state), server_class=_ThreadingWSGIServer,
-                                   handler_class=_QuietHandler)
+        self._server = make_server(
+            "127.0.0.1", 0, IamApi(self.state), server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
+        )
         self._thread = threading.Thread(target=self._server.serve_forever, name="iam-test-server", daemon=True)
         self._thread.start()
         return self

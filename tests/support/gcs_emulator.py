@@ -3,40 +3,32 @@
 from __future__ import annotations
 
 import functools
-import shutil
-import subprocess
 import tempfile
 import uuid
 from pathlib import Path
 
 import requests
 
-from tests.support.processes import ManagedProcess, ProcessError, free_loopback_port
+from .processes import LocalServer, ManagedProcess, free_loopback_port, provisioned_path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-GO_BUILD = REPO_ROOT / "tools" / "go-build.sh"
 TEST_PROJECT = "test-project"
 
 
 @functools.cache
 def fake_gcs_server_binary() -> Path:
     """Build (or reuse from the cache) the pinned fake-gcs-server and return its path."""
-    result = subprocess.run([GO_BUILD, "fake-gcs-server"], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise ProcessError(
-            f"{GO_BUILD} fake-gcs-server failed with exit code {result.returncode}:\n{result.stderr[-4000:]}"
-        )
-    return Path(result.stdout.strip().splitlines()[-1])
+    return provisioned_path("tools/go-build.sh", "fake-gcs-server")
 
 
-class GcsEmulator:
+class GcsEmulator(LocalServer):
     """A fake-gcs-server process serving the GCS JSON API over plain HTTP on 127.0.0.1.
 
-    The filesystem backend (the default) keeps buckets and objects across `stop()`/`start()`,
-    which is what a GCS outage looks like; `backend="memory"` starts empty after every start.
+    backend="memory" (the default) supports every bucket property, but starts empty after each
+    `start()`. backend="filesystem" keeps buckets and objects across `stop()`/`start()`, which is
+    what a GCS outage looks like, but cannot create buckets with object versioning.
     """
 
-    def __init__(self, *, backend: str = "filesystem", location: str = "US-CENTRAL1", workdir: Path | None = None):
+    def __init__(self, *, backend: str = "memory", location: str = "US-CENTRAL1", workdir: Path | None = None):
         if backend not in ("filesystem", "memory"):
             raise ValueError(f"backend must be 'filesystem' or 'memory', not {backend!r}")
         self.backend = backend
@@ -65,41 +57,21 @@ class GcsEmulator:
             ready_timeout=30,
         )  # fmt: skip
 
-    def __repr__(self) -> str:
-        return f"<GcsEmulator {self.endpoint} running={self.running}>"
-
     @property
     def env(self) -> dict[str, str]:
         """Environment for a process that should use this emulator through google-cloud-storage."""
         return {"STORAGE_EMULATOR_HOST": self.endpoint}
 
     @property
-    def running(self) -> bool:
-        return self.process.running
+    def address(self) -> str:
+        return self.endpoint
 
     def _healthy(self) -> bool:
         return self._session.get(f"{self.endpoint}/_internal/healthcheck", timeout=1).status_code == 200
 
-    def start(self) -> GcsEmulator:
-        """Start (or restart after `stop()`) on the same port; returns when it answers requests."""
-        self.process.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop the server; clients get connection errors until `start()`."""
-        self.process.stop()
-
     def close(self) -> None:
-        """Stop the server and delete its data and log."""
-        self.stop()
+        super().close()
         self._session.close()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> GcsEmulator:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     # --- convenience for tests -------------------------------------------------------------------
 
@@ -109,10 +81,14 @@ class GcsEmulator:
             raise RuntimeError(f"fake-gcs-server: {method} {path} -> {response.status_code}: {response.text[:500]}")
         return response
 
-    def create_bucket(self, name: str | None = None, *, versioning: bool = False, location: str | None = None) -> str:
-        """Create a bucket (a unique name by default) and return its name."""
+    def create_bucket(self, name: str | None = None, *, versioning: bool = False) -> str:
+        """Create a bucket (a unique name by default) and return its name.
+
+        fake-gcs-server stores only versioning per bucket: every bucket reports the server-wide
+        `location` and storage class STANDARD, and labels, lifecycle and retention are not kept.
+        """
         name = name or unique_bucket_name()
-        body = {"name": name, "versioning": {"enabled": versioning}, "location": location or self.location}
+        body = {"name": name, "versioning": {"enabled": versioning}}
         self._request("POST", "/storage/v1/b", params={"project": TEST_PROJECT}, json=body)
         return name
 

@@ -6,18 +6,17 @@ import functools
 import os
 import pwd
 import secrets
-import shutil
 import signal
 import subprocess
 import tempfile
 import uuid
 from pathlib import Path
 
-from tests.support.processes import ManagedProcess, ProcessError, free_loopback_port
+from .processes import LocalServer, ManagedProcess, ProcessError, free_loopback_port, provisioned_path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-INSTALL_SCRIPT = REPO_ROOT / "tools" / "deps" / "postgresql.sh"
 SUPERUSER = "postgres"
+# Root may not run the server; Debian's package creates this account for it.
+SERVER_ACCOUNT = "postgres"
 
 # Durability is worthless for a cluster that lives as long as a test session.
 FAST_SETTINGS = {
@@ -33,18 +32,10 @@ FAST_SETTINGS = {
 @functools.cache
 def postgresql_bindir() -> Path:
     """Install PostgreSQL if needed (see tools/deps/postgresql.sh) and return its bin directory."""
-    result = subprocess.run([INSTALL_SCRIPT], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise ProcessError(f"{INSTALL_SCRIPT} failed with exit code {result.returncode}:\n{result.stderr[-4000:]}")
-    return Path(result.stdout.strip().splitlines()[-1])
+    return provisioned_path("tools/deps/postgresql.sh")
 
 
-def _server_account() -> str | None:
-    """The account to run the server as: root may not, so it uses the package's `postgres` user."""
-    return SUPERUSER if os.geteuid() == 0 else None
-
-
-class PostgresServer:
+class PostgresServer(LocalServer):
     """A PostgreSQL cluster in a temporary directory, listening on 127.0.0.1 and a private socket dir.
 
     TCP connections authenticate with scram-sha-256 as `postgres` / `.password`; `dsn()` includes both.
@@ -58,7 +49,7 @@ class PostgresServer:
         self.port = free_loopback_port()
         self.user = SUPERUSER
         self.password = secrets.token_urlsafe(18)
-        self._account = _server_account()
+        self._account = SERVER_ACCOUNT if os.geteuid() == 0 else None
         self._initdb()
         settings = {
             **FAST_SETTINGS,
@@ -79,8 +70,9 @@ class PostgresServer:
             stop_signal=signal.SIGINT,
         )
 
-    def __repr__(self) -> str:
-        return f"<PostgresServer {self.host}:{self.port} running={self.running}>"
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
 
     def _initdb(self) -> None:
         password_file = self.workdir / "superuser-password"
@@ -116,30 +108,6 @@ class PostgresServer:
     def _accepts_queries(self) -> bool:
         with self.connect(connect_timeout=2) as connection:
             return connection.execute("SELECT 1").fetchone() == (1,)
-
-    @property
-    def running(self) -> bool:
-        return self.process.running
-
-    def start(self) -> PostgresServer:
-        """Start (or restart after `stop()`) on the same port with the same data."""
-        self.process.start()
-        return self
-
-    def stop(self) -> None:
-        """Fast shutdown: open connections are closed, data is kept for `start()`."""
-        self.process.stop()
-
-    def close(self) -> None:
-        """Stop the server and delete the cluster."""
-        self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> PostgresServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def dsn(self, dbname: str = "postgres", *, with_password: bool = True) -> str:
         """A libpq URL for dbname; without the password for code that takes it separately."""

@@ -12,6 +12,7 @@ import atexit
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,7 +20,9 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Self
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 _PR_SET_PDEATHSIG = 1
 _running: set[ManagedProcess] = set()
 _running_lock = threading.Lock()
@@ -43,6 +46,17 @@ def port_is_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bo
     return False
 
 
+def provisioned_path(script: str, *args: str) -> Path:
+    """Run a repo script that installs or builds something and prints its path on the last stdout line."""
+    command = [REPO_ROOT / script, *args]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0 or not result.stdout.strip():
+        raise ProcessError(
+            f"{' '.join(map(str, command))} failed with exit code {result.returncode}:\n{result.stderr[-4000:]}"
+        )
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
 def tail(path: Path, lines: int = 40) -> str:
     """The last `lines` lines of a text file, or a note that it does not exist."""
     try:
@@ -53,6 +67,23 @@ def tail(path: Path, lines: int = 40) -> str:
     except FileNotFoundError:
         return f"(no log file at {path})"
     return "\n".join(text.splitlines()[-lines:])
+
+
+def process_group_exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _wait_until_group_is_gone(pgid: int, timeout: float = 5.0) -> None:
+    # Killed children are reparented and reaped by init a moment after SIGKILL.
+    deadline = time.monotonic() + timeout
+    while process_group_exists(pgid) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def _die_with_parent() -> None:
@@ -174,14 +205,13 @@ class ManagedProcess:
         if popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(popen.pid, self.stop_signal)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 popen.wait(self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                pass
         # Children of the leader (or a leader that ignored the stop signal) must not outlive it.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(popen.pid, signal.SIGKILL)
         exit_code = popen.wait()
+        _wait_until_group_is_gone(popen.pid)
         with _running_lock:
             _running.discard(self)
         return exit_code
@@ -198,6 +228,44 @@ class ManagedProcess:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+class LocalServer:
+    """A server made of one ManagedProcess (`self.process`) and a private directory (`self.workdir`)."""
+
+    process: ManagedProcess
+    workdir: Path
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.address} running={self.running}>"
+
+    @property
+    def address(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def running(self) -> bool:
+        return self.process.running
+
+    def start(self) -> Self:
+        """Start, or start again after `stop()` on the same ports with the same data; returns when ready."""
+        self.process.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the server, keeping its data for `start()`."""
+        self.process.stop()
+
+    def close(self) -> None:
+        """Stop the server and delete its directory (data and log)."""
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 @atexit.register

@@ -9,8 +9,8 @@ from importlib import resources
 
 import psycopg
 from psycopg.conninfo import make_conninfo
-from psycopg.types.json import Jsonb
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter
 
@@ -63,7 +63,7 @@ class Job:
     parallelism: int
     state: str
     restarts: int = 0
-    created_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     tasks: list[Task] = field(default_factory=list)
 
     @property
@@ -174,7 +174,7 @@ class ResourceManager:
             known.slots, known.last_heartbeat = slots, time.monotonic()
             return False
         self.taskmanagers[taskmanager_id] = TaskManagerInfo(
-            taskmanager_id, slots, datetime.now(timezone.utc), time.monotonic()
+            taskmanager_id, slots, datetime.now(UTC), time.monotonic()
         )
         log.info("TaskManager registered", extra={"taskmanager_id": taskmanager_id, "slots": slots})
         return True

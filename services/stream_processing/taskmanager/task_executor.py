@@ -175,7 +175,8 @@ class TaskRunner(threading.Thread):
         metadata = consumer.list_topics(self.source_topic, timeout=10)
         topic = metadata.topics.get(self.source_topic)
         if topic is None or topic.error is not None or not topic.partitions:
-            raise TaskError(f"source topic {self.source_topic!r} is not available: {topic.error if topic else 'missing'}")
+            reason = topic.error if topic is not None else "missing"
+            raise TaskError(f"source topic {self.source_topic!r} is not available: {reason}")
         mine = sorted(p for p in topic.partitions if p % self.assignment.parallelism == self.assignment.task_index)
         saved = {int(p): offset for p, offset in (state or {}).get("source", {}).get("offsets", {}).items()}
         start = OFFSET_END if self.assignment.spec["source"].get("start") == "latest" else OFFSET_BEGINNING
@@ -250,7 +251,8 @@ class TaskRunner(threading.Thread):
         remaining = producer.flush(SINK_FLUSH_TIMEOUT_SECONDS)
         if remaining or self._delivery_error:
             raise TaskError(
-                f"sink topic {self.sink_topic!r} did not confirm {remaining} records: {self._delivery_error or 'timeout'}"
+                f"sink topic {self.sink_topic!r} did not confirm {remaining} records: "
+                f"{self._delivery_error or 'timeout'}"
             )
 
     def _checkpoint(self, producer: Producer, checkpoint_id: int) -> None:

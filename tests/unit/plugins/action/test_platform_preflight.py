@@ -20,8 +20,15 @@ DEFAULTS_FILE = COLLECTION_ROOT / "roles" / "platform" / "defaults" / "main.yml"
 LIVE_CLUSTER = {
     "reachable": True,
     "node_count": 3,
-    "api_versions": ["v1", "apps/v1", "policy/v1", "autoscaling/v2", "networking.k8s.io/v1",
-                     "rbac.authorization.k8s.io/v1", "metrics.k8s.io/v1beta1"],
+    "api_versions": [
+        "v1",
+        "apps/v1",
+        "policy/v1",
+        "autoscaling/v2",
+        "networking.k8s.io/v1",
+        "rbac.authorization.k8s.io/v1",
+        "metrics.k8s.io/v1beta1",
+    ],
 }
 SECRET = "never-print-this-4711"
 
@@ -29,19 +36,24 @@ SECRET = "never-print-this-4711"
 def run_preflight(tmp_path, overrides, task_args):
     settings = yaml.safe_load(DEFAULTS_FILE.read_text())
     settings.update(overrides)
-    play = [{
-        "hosts": "localhost",
-        "gather_facts": False,
-        "vars": settings,
-        "tasks": [{
-            "name": "Preflight",
-            "stream_processing.gke.platform_preflight": task_args,
-            "register": "result",
-        }, {
-            "name": "Show the result",
-            "ansible.builtin.debug": {"msg": "{{ result | to_json }}"},
-        }],
-    }]
+    play = [
+        {
+            "hosts": "localhost",
+            "gather_facts": False,
+            "vars": settings,
+            "tasks": [
+                {
+                    "name": "Preflight",
+                    "stream_processing.gke.platform_preflight": task_args,
+                    "register": "result",
+                },
+                {
+                    "name": "Show the result",
+                    "ansible.builtin.debug": {"msg": "{{ result | to_json }}"},
+                },
+            ],
+        }
+    ]
     playbook = tmp_path / "preflight.yml"
     playbook.write_text(yaml.safe_dump(play))
     env = dict(
@@ -51,8 +63,16 @@ def run_preflight(tmp_path, overrides, task_args):
         ANSIBLE_LOCALHOST_WARNING="false",
         ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
     )
-    command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-               "-e", f"ansible_python_interpreter={sys.executable}", str(playbook)]
+    command = [
+        str(Path(sys.executable).parent / "ansible-playbook"),
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        "-e",
+        f"ansible_python_interpreter={sys.executable}",
+        str(playbook),
+    ]
     completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
     output = json.loads(completed.stdout)
     task_results = [task["hosts"]["localhost"] for task in output["plays"][0]["tasks"]]
@@ -75,26 +95,46 @@ def test_good_inventory_vars_pass(tmp_dir):
 def test_bad_inventory_vars_fail_with_named_variable(tmp_dir):
     completed, result = run_preflight(
         tmp_dir,
-        {"platform_postgres_password": SECRET, "platform_taskmanager_pdb_min_available": 3,
-         "platform_jobmanager_hpa_min_replicas": 6},
+        {
+            "platform_postgres_password": SECRET,
+            "platform_taskmanager_pdb_min_available": 3,
+            "platform_jobmanager_hpa_min_replicas": 6,
+        },
         {"cluster": LIVE_CLUSTER},
     )
     assert completed.returncode == 2
     assert result["failed"] is True
-    assert "platform_taskmanager_pdb_min_available (3) must be lower than platform_taskmanager_replicas (3)" in result["msg"]
+    assert (
+        "platform_taskmanager_pdb_min_available (3) must be lower than platform_taskmanager_replicas (3)"
+        in result["msg"]
+    )
     assert "platform_jobmanager_hpa_min_replicas (6) must not be above" in result["msg"]
     assert SECRET not in completed.stdout + completed.stderr
 
 
 def test_explicit_settings_and_unreachable_cluster_warn(tmp_dir):
-    completed, result = run_preflight(tmp_dir, {"platform_postgres_password": SECRET},
-                                      {"cluster": {"reachable": False}, "fail_on_warnings": True})
+    completed, result = run_preflight(
+        tmp_dir, {"platform_postgres_password": SECRET}, {"cluster": {"reachable": False}, "fail_on_warnings": True}
+    )
     assert completed.returncode == 2
     assert "The served API versions were not checked" in result["msg"]
 
 
 def test_wrong_argument_type_is_refused(tmp_dir):
-    completed, result = run_preflight(tmp_dir, {"platform_postgres_password": SECRET},
-                                      {"cluster": {"node_count": "many"}})
+    completed, result = run_preflight(
+        tmp_dir, {"platform_postgres_password": SECRET}, {"cluster": {"node_count": "many"}}
+    )
     assert completed.returncode == 2
     assert "node_count" in result["msg"]
+
+
+def test_overrides_are_analysed_in_place_of_the_variables(tmp_dir):
+    completed, result = run_preflight(
+        tmp_dir,
+        {"platform_postgres_password": SECRET},
+        {"cluster": LIVE_CLUSTER, "overrides": {"platform_jobmanager_hpa_max_replicas": 1}},
+    )
+    assert completed.returncode == 2
+    assert "platform_jobmanager_hpa_min_replicas (2) must not be above platform_jobmanager_hpa_max_replicas (1)" in (
+        result["msg"]
+    )

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from stream_processing.config import ConfigError, load_config
+
+JOBMANAGER = {"SP_ROLE": "jobmanager", "SP_DATABASE_URL": "postgresql://sp@db:5432/sp"}
+TASKMANAGER = {"SP_ROLE": "taskmanager", "SP_KAFKA_BOOTSTRAP": "kafka:9092",
+               "SP_JOBMANAGER_URL": "http://jobmanager:8081", "SP_TASKMANAGER_ID": "tm-0"}
+
+
+def test_defaults_per_role():
+    jobmanager = load_config(JOBMANAGER)
+    taskmanager = load_config(TASKMANAGER)
+    assert (jobmanager.http_port, taskmanager.http_port) == (8081, 8082)
+    assert jobmanager.checkpoint_dir == "/var/lib/stream-processing/checkpoints"
+    assert taskmanager.jobmanager_url == "http://jobmanager:8081"
+
+
+def test_config_is_frozen_and_hides_the_password():
+    config = load_config({**JOBMANAGER, "SP_DATABASE_PASSWORD": "s3cret"})
+    assert config.database_password == "s3cret"
+    assert "s3cret" not in repr(config)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.http_port = 1
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"SP_ROLE": "worker"}, "SP_ROLE"),
+        ({**JOBMANAGER, "SP_HTTP_PORT": "http"}, "SP_HTTP_PORT"),
+        ({**JOBMANAGER, "SP_HTTP_PORT": "70000"}, "SP_HTTP_PORT"),
+        ({"SP_ROLE": "jobmanager"}, "SP_DATABASE_URL"),
+        ({**JOBMANAGER, "SP_DATABASE_URL": "mysql://x"}, "SP_DATABASE_URL"),
+        ({**JOBMANAGER, "SP_CHECKPOINT_INTERVAL_SECONDS": "-1"}, "SP_CHECKPOINT_INTERVAL_SECONDS"),
+        ({**JOBMANAGER, "SP_CHECKPOINT_RETAINED": "0"}, "SP_CHECKPOINT_RETAINED"),
+        ({**JOBMANAGER, "SP_CHECKPOINT_DIR": "relative/dir"}, "SP_CHECKPOINT_DIR"),
+        ({**JOBMANAGER, "SP_GCS_BUCKET": "gs://bucket"}, "SP_GCS_BUCKET"),
+        ({**JOBMANAGER, "SP_LOG_LEVEL": "chatty"}, "SP_LOG_LEVEL"),
+        ({**JOBMANAGER, "SP_HEARTBEAT_INTERVAL_SECONDS": "5", "SP_HEARTBEAT_TIMEOUT_SECONDS": "5"},
+         "SP_HEARTBEAT_TIMEOUT_SECONDS"),
+        ({**TASKMANAGER, "SP_KAFKA_BOOTSTRAP": ""}, "SP_KAFKA_BOOTSTRAP"),
+        ({**TASKMANAGER, "SP_KAFKA_BOOTSTRAP": "kafka"}, "SP_KAFKA_BOOTSTRAP"),
+        ({**TASKMANAGER, "SP_JOBMANAGER_URL": ""}, "SP_JOBMANAGER_URL"),
+        ({**TASKMANAGER, "SP_TASKMANAGER_ID": "bad id"}, "SP_TASKMANAGER_ID"),
+        ({**TASKMANAGER, "SP_TASKMANAGER_SLOTS": "0"}, "SP_TASKMANAGER_SLOTS"),
+    ],
+)
+def test_bad_values_fail_naming_the_variable(env, variable):
+    with pytest.raises(ConfigError, match=variable):
+        load_config(env)

@@ -1,0 +1,161 @@
+"""A single-node Apache Kafka broker (KRaft, broker and controller in one JVM) on 127.0.0.1 for tests."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+
+from .processes import LocalServer, ManagedProcess, ProcessError, free_loopback_port, port_is_open, provisioned_path
+
+JAVA = "java"
+JVM_OPTIONS = ["-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-Djava.awt.headless=true", "-Djava.net.preferIPv4Stack=true"]
+
+# Only warnings, plus the line that says the server is up, so a failed start is easy to read.
+LOG4J2_PROPERTIES = """\
+status = warn
+appender.console.type = Console
+appender.console.name = console
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = WARN
+rootLogger.appenderRef.console.ref = console
+logger.server.name = kafka.server.KafkaRaftServer
+logger.server.level = INFO
+"""
+
+
+@functools.cache
+def kafka_home() -> Path:
+    """Download Kafka if needed (see tools/deps/kafka.sh) and return the directory holding libs/."""
+    return provisioned_path("tools/deps/kafka.sh")
+
+
+def random_cluster_id() -> str:
+    """A cluster id as `kafka-storage random-uuid` makes one: URL-safe base64, not starting with '-'."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
+class KafkaBroker(LocalServer):
+    """Kafka in KRaft combined mode, with the broker and controller listeners on 127.0.0.1.
+
+    Topics are created automatically on first use with one partition, as on a default broker;
+    `create_topic()` makes them with a chosen number of partitions.
+    """
+
+    def __init__(self, *, workdir: Path | None = None, extra_properties: dict[str, str] | None = None):
+        self.home = kafka_home()
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="spg-kafka-"))
+        self.port = free_loopback_port()
+        self.controller_port = free_loopback_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.properties_path = self.workdir / "server.properties"
+        self.properties_path.write_text(self._server_properties(extra_properties or {}))
+        log4j_path = self.workdir / "log4j2.properties"
+        log4j_path.write_text(LOG4J2_PROPERTIES)
+        self._java = [
+            JAVA,
+            *JVM_OPTIONS,
+            f"-Dlog4j2.configurationFile={log4j_path}",
+            "-cp",
+            f"{self.home / 'libs'}/*",
+        ]
+        self._format_storage()
+        self.process = ManagedProcess(
+            "kafka",
+            [*self._java, "kafka.Kafka", self.properties_path],
+            log_path=self.workdir / "kafka.log",
+            cwd=self.workdir,
+            ready=self._serves_metadata,
+            ready_timeout=60,
+            stop_timeout=20,
+        )
+        self._admin = None
+
+    @property
+    def address(self) -> str:
+        return self.bootstrap
+
+    def _server_properties(self, extra: dict[str, str]) -> str:
+        properties = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(self.workdir / "data"),
+            "num.partitions": "1",
+            # A single node cannot hold more replicas; fewer internal partitions make group joins fast.
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "5",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "5",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            **extra,
+        }
+        return "".join(f"{name}={value}\n" for name, value in properties.items())
+
+    def _format_storage(self) -> None:
+        result = subprocess.run(
+            [
+                *self._java,
+                "kafka.tools.StorageTool",
+                "format",
+                "--cluster-id", random_cluster_id(),
+                "--config", str(self.properties_path),
+                "--ignore-formatted",
+            ],
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise ProcessError(
+                f"formatting Kafka storage failed ({result.returncode}):\n{result.stdout}{result.stderr}"
+            )
+
+    def _serves_metadata(self) -> bool:
+        return port_is_open(self.port) and bool(self.admin().list_topics(timeout=2).brokers)
+
+    def stop(self) -> None:
+        """Controlled shutdown; clients see the broker as unavailable until `start()`."""
+        # The admin client would keep reconnecting (and logging about it) while the broker is down.
+        self._admin = None
+        self.process.stop()
+
+    def admin(self):
+        """A confluent_kafka AdminClient for this broker (shared; create one per thread if needed)."""
+        if self._admin is None:
+            from confluent_kafka.admin import AdminClient
+
+            self._admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        return self._admin
+
+    def create_topic(self, name: str | None = None, partitions: int = 1, config: dict[str, str] | None = None) -> str:
+        """Create a topic (a unique name by default), wait until it exists, and return its name."""
+        from confluent_kafka.admin import NewTopic
+
+        name = name or f"test-{uuid.uuid4().hex[:12]}"
+        topic = NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})
+        self.admin().create_topics([topic], operation_timeout=30)[name].result(timeout=30)
+        return name
+
+    def delete_topic(self, name: str) -> None:
+        self.admin().delete_topics([name], operation_timeout=30)[name].result(timeout=30)
+
+    def topics(self) -> set[str]:
+        """Names of the topics that are not Kafka's own internal ones."""
+        return {name for name in self.admin().list_topics(timeout=10).topics if not name.startswith("__")}
