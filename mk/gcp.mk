@@ -5,7 +5,7 @@
 .PHONY: test-gcp test-gcp-cluster
 
 test-gcp: setup ## GCP modules against fake-gcs-server and the IAM test server (check, apply, rerun)
-	$(PYTEST) tests/integration -m "integration and not cluster"
+	$(PYTEST) tests/iam_test_server tests/integration -m "integration and not cluster"
 
 test-gcp-cluster: setup cluster-build ## workload_identity's KSA annotation against the embedded cluster
 	$(PYTEST) tests/integration -m "integration and cluster"

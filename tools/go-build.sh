@@ -176,7 +176,9 @@ build() {
     fi
 }
 
-log "building $component $version with Go $go_version (a cold Kubernetes build takes 15-30 min on 2 cores)"
+expected=""
+if [[ $component == kubernetes ]]; then expected=" (a cold build takes 15-30 min on 2 cores)"; fi
+log "building $component $version with Go $go_version$expected"
 started=$SECONDS
 (build) >"$work_dir/build.log" 2>&1 &
 build_pid=$!

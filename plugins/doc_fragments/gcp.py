@@ -1,6 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: stream_processing.gke contributors
-# Apache License 2.0 (see LICENSE)
+# Apache License 2.0 (see LICENSE), or at your option the GNU General Public License v3.0+
+# (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ options:
       - V(serviceaccount) uses a service-account key from O(service_account_file) or O(service_account_contents).
       - V(accesstoken) uses the OAuth 2 access token in O(access_token).
       - V(anonymous) sends no credentials. It is meant for emulators and test servers only, and is accepted only when
-        every endpoint the module talks to is overridden (O(storage_endpoint) or O(iam_endpoint)).
+        every endpoint the module talks to is overridden (C(storage_endpoint) or C(iam_endpoint)).
       - Falls back to the E(GCP_AUTH_KIND) environment variable.
     type: str
     choices: [application, serviceaccount, accesstoken, anonymous]

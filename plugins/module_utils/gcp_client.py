@@ -1,6 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: stream_processing.gke contributors
-# Apache License 2.0 (see LICENSE)
+# Apache License 2.0 (see LICENSE), or at your option the GNU General Public License v3.0+
+# (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
 """Authentication, retries and error translation shared by the GCP modules."""
 
 from __future__ import annotations
@@ -269,7 +271,6 @@ class GcpClient:
         # A token or anonymous caller cannot refresh, so a 401 is reported as it is instead of as a refresh failure.
         refresh_codes = () if self.auth_kind in ("accesstoken", "anonymous") else (401,)
         self.session = AuthorizedSession(self.credentials, refresh_status_codes=refresh_codes)
-        self.retries = 0
 
     def _load_credentials(self, params):
         scopes = params["scopes"]
@@ -333,11 +334,11 @@ class GcpClient:
                 ) from None
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if method == "GET" and attempt < MAX_ATTEMPTS:
-                    self._sleep(attempt)
+                    time.sleep(backoff_seconds(attempt))
                     continue
                 raise GcpError("Could not reach %s %s (attempt %d): %s" % (method, url, attempt, exc)) from None
             if response.status_code in RETRYABLE_STATUS and attempt < MAX_ATTEMPTS:
-                self._sleep(attempt, _retry_after(response))
+                time.sleep(backoff_seconds(attempt, _retry_after(response)))
                 continue
             if response.status_code >= 400:
                 raise translate_error(response.status_code, response.text, method, url, resource, self.identity)
@@ -350,7 +351,3 @@ class GcpClient:
                     "%s %s answered HTTP %s with a body that is not JSON: %r"
                     % (method, url, response.status_code, response.text[:200])
                 ) from None
-
-    def _sleep(self, attempt, retry_after=None):
-        self.retries += 1
-        time.sleep(backoff_seconds(attempt, retry_after))

@@ -1,6 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: stream_processing.gke contributors
-# Apache License 2.0 (see LICENSE)
+# Apache License 2.0 (see LICENSE), or at your option the GNU General Public License v3.0+
+# (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
 """The Kubernetes ServiceAccount side of Workload Identity: read, create and annotate a KSA."""
 
 from __future__ import annotations
@@ -54,8 +56,8 @@ class KubernetesServiceAccounts:
         except (ConfigException, OSError) as exc:
             raise KubernetesError(
                 "Could not load the Kubernetes configuration (kubeconfig %s, context %s): %s. Set kubeconfig and "
-                "context, or K8S_AUTH_KUBECONFIG and K8S_AUTH_CONTEXT." % (kubeconfig or "default", context or
-                                                                           "current", exc)
+                "context, or K8S_AUTH_KUBECONFIG and K8S_AUTH_CONTEXT."
+                % (kubeconfig or "default", context or "current", str(exc).rstrip("."))
             ) from None
         self.core = kubernetes_client.CoreV1Api(self.api_client)
 

@@ -1,6 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: stream_processing.gke contributors
-# Apache License 2.0 (see LICENSE)
+# Apache License 2.0 (see LICENSE), or at your option the GNU General Public License v3.0+
+# (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
 """What workload_identity does: the GSA, its IAM binding for a KSA, and the KSA annotation."""
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from ansible_collections.stream_processing.gke.plugins.module_utils.gcp_kubernet
 
 WORKLOAD_IDENTITY_ROLE = "roles/iam.workloadIdentityUser"
 ACCOUNT_ID_PATTERN = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
-EMAIL_PATTERN = re.compile(r"^([a-z][-a-z0-9]*[a-z0-9])@([a-z0-9][-a-z0-9.:]*[a-z0-9])$")
+EMAIL_PATTERN = re.compile(r"^([a-z0-9][-a-z0-9]*[a-z0-9])@([a-z0-9][-a-z0-9.:]*[a-z0-9])$")
 USER_MANAGED_DOMAIN = ".iam.gserviceaccount.com"
 PROJECT_PATTERN = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$|^[a-z][-a-z0-9.]*:[a-z][-a-z0-9]{4,28}[a-z0-9]$")
 DNS_LABEL_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -188,11 +190,16 @@ class WorkloadIdentityManager:
             self.create_service_account()
             if self.module.check_mode:
                 self.result["binding_changed"] = True
-                self.result["actions"].append("add %s to %s" % (self.target.member, WORKLOAD_IDENTITY_ROLE))
+                self.result["actions"].append(self.binding_action())
                 self.result["members"] = [self.target.member]
                 self.diff["after"]["workload_identity_users"] = [self.target.member]
                 return
         self.reconcile_binding(new_account=account is None)
+
+    def binding_action(self):
+        if self.present:
+            return "add %s to %s" % (self.target.member, WORKLOAD_IDENTITY_ROLE)
+        return "remove %s from %s" % (self.target.member, WORKLOAD_IDENTITY_ROLE)
 
     def create_service_account(self):
         project = self.target.account_project
@@ -248,8 +255,7 @@ class WorkloadIdentityManager:
                     continue
                 self.result["members"] = members_of(written, WORKLOAD_IDENTITY_ROLE)
             self.result["binding_changed"] = True
-            self.result["actions"].append("%s %s %s %s" % ("add" if self.present else "remove", self.target.member,
-                                                           "to" if self.present else "from", WORKLOAD_IDENTITY_ROLE))
+            self.result["actions"].append(self.binding_action())
             return
 
     def reconcile_annotation(self, api, annotations):

@@ -1,7 +1,9 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: stream_processing.gke contributors
-# Apache License 2.0 (see LICENSE)
+# Apache License 2.0 (see LICENSE), or at your option the GNU General Public License v3.0+
+# (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ description:
   - Deletes a bucket with O(state=absent), and refuses to delete a bucket that holds objects unless O(force=true).
   - Every check, including the refusals, happens before any change, so a failing task changes nothing.
 author:
-  - stream_processing.gke maintainers
+  - stream_processing.gke maintainers (@stream-processing)
 extends_documentation_fragment:
   - stream_processing.gke.gcp
   - stream_processing.gke.gcp.storage

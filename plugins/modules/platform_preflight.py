@@ -1,6 +1,11 @@
+# -*- coding: utf-8 -*-
 # Copyright: stream_processing.gke contributors
-# Apache License 2.0 (see LICENSE)
+# Apache License 2.0 (see LICENSE), or at your option the GNU General Public License v3.0+
+# (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
 # The analysis runs on the controller in plugins/action/platform_preflight.py; this file documents it.
+
+from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
@@ -15,8 +20,8 @@ description:
   - Checks HPA minimum <= maximum and HPA minimum > the JobManager PDB's minAvailable.
   - Sums requests and limits of every workload at maximum scale (HPA maximum, DaemonSet on every node,
     the Cloud SQL Auth Proxy sidecar in cloudsql mode) and checks them, the pod count, the PVC count and
-    PVC storage x replicas against O(platform_resource_quota).
-  - Checks each container's requests and limits against the O(platform_limit_range) min and max, and that
+    PVC storage x replicas against C(platform_resource_quota).
+  - Checks each container's requests and limits against the C(platform_limit_range) min and max, and that
     every preset exists and has requests <= limits.
   - Checks that required pod anti-affinity has at least as many nodes as replicas, against the live node count.
   - Checks that the cluster serves policy/v1, autoscaling/v2 (with the HPA), networking.k8s.io/v1, apps/v1 and
@@ -25,7 +30,11 @@ description:
     an e-mail, and fails when the bucket check reported a missing bucket.
   - Runs on the controller; it never changes anything.
 author:
-  - stream_processing.gke maintainers
+  - stream_processing.gke maintainers (@stream-processing)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.conn
+  - ansible.builtin.action_common_attributes.flow
 options:
   settings:
     description:
@@ -65,13 +74,23 @@ options:
     type: bool
     default: false
 attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
   action:
     support: full
+  async:
+    support: none
+  become:
+    support: none
+  bypass_host_loop:
+    support: none
+  connection:
+    support: none
+  check_mode:
+    support: full
+    details: Read-only; runs the same in check mode.
+  delegation:
+    support: none
+  diff_mode:
+    support: none
   platform:
     platforms: all
 notes:

@@ -1,7 +1,9 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: stream_processing.gke contributors
-# Apache License 2.0 (see LICENSE)
+# Apache License 2.0 (see LICENSE), or at your option the GNU General Public License v3.0+
+# (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ description:
   - Optionally annotates the KSA with C(iam.gke.io/gcp-service-account) through the Kubernetes API
     (O(annotate_ksa)). A missing KSA fails the task before any change unless O(create_ksa=true).
 author:
-  - stream_processing.gke maintainers
+  - stream_processing.gke maintainers (@stream-processing)
 extends_documentation_fragment:
   - stream_processing.gke.gcp
   - stream_processing.gke.gcp.iam

@@ -17,6 +17,9 @@ from tests.integration.playbook_runner import PlaybookRunner  # noqa: E402
 from tests.support.embedded_cluster import cluster_namespace, embedded_cluster  # noqa: E402, F401 (fixtures)
 from tests.support.gcs_emulator import GcsEmulator  # noqa: E402
 
+# Fixtures of the embedded cluster, used by test_workload_identity_ksa.py.
+__all__ = ["cluster_namespace", "embedded_cluster"]
+
 TEST_PROJECT = "test-project"
 DEPLOYER_TOKEN = "deployer-token"
 DEPLOYER = f"deployer@{TEST_PROJECT}.iam.gserviceaccount.com"

@@ -33,7 +33,10 @@ def test_round_trip_missing_create_rerun_change_check_delete(storage_emulator, p
     desired = dict(location=storage_emulator.location.lower(), storage_class="STANDARD", versioning=False)
 
     # 1. Missing: reported, warned about by name and project, not created.
-    missing = playbook_runner.run(bucket_info(storage_emulator, name))[0]
+    # 2. Create in check mode: predicted, nothing created. (Read-only tasks share one ansible-playbook run.)
+    missing, predicted = playbook_runner.run(
+        bucket_info(storage_emulator, name), bucket(storage_emulator, name, check=True, **desired)
+    )
     assert not missing.get("failed")
     assert missing["exists"] is False
     assert missing["changed"] is False
@@ -41,10 +44,6 @@ def test_round_trip_missing_create_rerun_change_check_delete(storage_emulator, p
     assert missing["project"] == TEST_PROJECT
     expected_warning = f"GCS bucket '{name}' does not exist in project {TEST_PROJECT}"
     assert any(expected_warning in warning for warning in missing["warnings"])
-    assert not storage_emulator.bucket_exists(name)
-
-    # 2. Create: check mode predicts it and changes nothing.
-    predicted = playbook_runner.run(bucket(storage_emulator, name, check=True, **desired))[0]
     assert predicted["changed"] is True
     assert predicted["actions"] == [f"create bucket {name} in project {TEST_PROJECT}"]
     assert predicted["diff"] == {"before": {"exists": False}, "after": dict(exists=True, **desired)}
@@ -65,7 +64,7 @@ def test_round_trip_missing_create_rerun_change_check_delete(storage_emulator, p
     assert rerun["diff"]["before"] == rerun["diff"]["after"]
 
     # 4-5. Change a property: check mode shows the diff and changes nothing.
-    changed = dict(desired, versioning=True)
+    changed = {**desired, "versioning": True}
     predicted = playbook_runner.run(bucket(storage_emulator, name, check=True, **changed))[0]
     assert predicted["changed"] is True
     assert predicted["actions"] == ["update versioning"]
@@ -82,7 +81,10 @@ def test_round_trip_missing_create_rerun_change_check_delete(storage_emulator, p
     assert rerun["changed"] is False
 
     # The info module now sees the change; the emulator has no testIamPermissions, which is reported, not faked.
-    info = playbook_runner.run(bucket_info(storage_emulator, name))[0]
+    # 6. Delete in check mode changes nothing.
+    info, predicted = playbook_runner.run(
+        bucket_info(storage_emulator, name), bucket(storage_emulator, name, check=True, state="absent")
+    )
     assert info["exists"] is True
     assert info["bucket"]["versioning"] is True
     assert info["bucket"]["storage_class"] == "STANDARD"
@@ -91,11 +93,11 @@ def test_round_trip_missing_create_rerun_change_check_delete(storage_emulator, p
     assert info["can_read_objects"] is None
     assert any("does not implement testIamPermissions" in warning for warning in info["warnings"])
 
-    # 6. Delete: check mode changes nothing; then delete, then the rerun is not changed.
-    predicted = playbook_runner.run(bucket(storage_emulator, name, check=True, state="absent"))[0]
     assert predicted["changed"] is True
     assert predicted["diff"] == {"before": {"exists": True}, "after": {"exists": False}}
     assert storage_emulator.bucket_exists(name)
+
+    # 6. Delete, then the rerun is not changed.
     deleted, rerun = playbook_runner.run(
         bucket(storage_emulator, name, state="absent"), bucket(storage_emulator, name, state="absent")
     )

@@ -288,9 +288,13 @@ def test_service_account_key_auth_and_denial_naming_the_identity(iam, iam_test_s
 
     # No project option: the workload pool comes from the GSA email.
     key_args = dict(auth_kind="serviceaccount", access_token=None, project=None)
-    applied, denied = playbook_runner.run(
+    revoked = f"ci-revoked@{TEST_PROJECT}.iam.gserviceaccount.com"
+    revoked_key = service_account_key(iam_test_server, iam, revoked)
+    iam.keys.pop(revoked)
+    applied, denied, rejected = playbook_runner.run(
         binding_task(iam_test_server, email, service_account_file=str(key_file), **key_args),
         binding_task(iam_test_server, email, state="absent", service_account_contents=reader_key, **key_args),
+        binding_task(iam_test_server, email, service_account_contents=revoked_key, **key_args),
     )
     assert applied["changed"] is True
     assert applied["workload_pool"] == f"{TEST_PROJECT}.svc.id.goog"
@@ -301,3 +305,33 @@ def test_service_account_key_auth_and_denial_naming_the_identity(iam, iam_test_s
     )
     assert "PRIVATE KEY" not in json.dumps(denied)
     assert [call["identity"] for call in iam.calls_of("setIamPolicy")] == [deployer, reader]
+    assert rejected["failed"] is True
+    assert rejected["msg"].startswith(f"The credentials of {revoked} could not be refreshed: ('invalid_grant")
+    assert "PRIVATE KEY" not in json.dumps(rejected)
+
+
+def test_unreachable_kubernetes_api_fails_before_any_gcp_change(iam, iam_test_server, playbook_runner, tmp_path):
+    email = iam.add_service_account(TEST_PROJECT, "checkpoint-writer")
+    kubeconfig = tmp_path / "kubeconfig.yaml"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "closed", "cluster": {"server": "https://127.0.0.1:9"}}],
+                "users": [{"name": "closed", "user": {"token": "unused"}}],
+                "contexts": [{"name": "closed", "context": {"cluster": "closed", "user": "closed"}}],
+                "current-context": "closed",
+            }
+        )
+    )
+    failed, missing_file = playbook_runner.run(
+        binding_task(iam_test_server, email, annotate_ksa=True, kubeconfig=str(kubeconfig)),
+        binding_task(iam_test_server, email, annotate_ksa=True, kubeconfig=str(tmp_path / "missing.yaml")),
+    )
+    assert failed["failed"] is True
+    assert failed["msg"].startswith(f"Could not reach the Kubernetes API to get ServiceAccount stream-processing/{KSA}")
+    assert missing_file["failed"] is True
+    assert missing_file["msg"].startswith("Could not load the Kubernetes configuration (kubeconfig ")
+    assert iam.calls_of("getIamPolicy") == []
+    assert iam.calls_of("setIamPolicy") == []

@@ -9,4 +9,4 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from tests.support.embedded_cluster import embedded_cluster  # noqa: E402, F401 (fixture)
+from tests.support.embedded_cluster import embedded_cluster  # noqa: E402, F401 # pylint: disable=unused-import

@@ -73,7 +73,7 @@ def deployed(embedded_cluster):
 
 
 def test_deploy_ends_with_a_summary(deployed):
-    _, result = deployed
+    result = deployed[1]
     summary = result.stdout[result.stdout.rindex("TASK [stream_processing.gke.platform : Summary]") :]
     assert f"Namespace {NAMESPACE} on embedded" in summary
     for line in (
@@ -89,14 +89,14 @@ def test_deploy_ends_with_a_summary(deployed):
 
 
 def test_rerun_changes_nothing(deployed):
-    cluster, _ = deployed
+    cluster = deployed[0]
     result = run_playbook(cluster, "deploy.yml")
     assert result.returncode == 0, result.stdout[-5000:]
     assert recap(result)["changed"] == 0, result.stdout[-5000:]
 
 
 def test_check_diff_shows_a_change_and_applies_nothing(deployed):
-    cluster, _ = deployed
+    cluster = deployed[0]
     result = run_playbook(cluster, "deploy.yml", "--check", "--diff", "-e", "platform_log_level=DEBUG")
     assert result.returncode == 0, result.stdout[-5000:]
     assert recap(result)["changed"] >= 1
@@ -106,7 +106,7 @@ def test_check_diff_shows_a_change_and_applies_nothing(deployed):
 
 
 def test_password_never_appears_in_output(deployed):
-    cluster, _ = deployed
+    cluster = deployed[0]
     forms = {LOCAL_PASSWORD, NEW_PASSWORD}
     forms |= {base64.b64encode(value.encode()).decode() for value in set(forms)}
     for args in (["--check"], []):
@@ -162,7 +162,7 @@ def test_bad_configuration_fails_before_anything_is_applied(embedded_cluster, ex
 
 
 def test_teardown_keeps_claims_unless_asked(deployed):
-    cluster, _ = deployed
+    cluster = deployed[0]
     result = run_playbook(cluster, "teardown.yml")
     assert result.returncode == 0, result.stdout[-5000:]
     for kind in ("deployments", "statefulsets", "services", "configmaps,secrets", "poddisruptionbudgets"):

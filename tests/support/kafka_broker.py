@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
+import shutil
 import subprocess
 import tempfile
 import uuid
@@ -11,8 +13,9 @@ from pathlib import Path
 
 from .processes import LocalServer, ManagedProcess, ProcessError, free_loopback_port, port_is_open, provisioned_path
 
-JAVA = "java"
 JVM_OPTIONS = ["-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-Djava.awt.headless=true", "-Djava.net.preferIPv4Stack=true"]
+# Formatting and the class-data-sharing archive both depend on this staying the same.
+NODE_ID = "1"
 
 # Only warnings, plus the line that says the server is up, so a failed start is easy to read.
 LOG4J2_PROPERTIES = """\
@@ -42,6 +45,61 @@ def random_cluster_id() -> str:
             return cluster_id
 
 
+def java_command(home: Path) -> list[str]:
+    """`java` with the broker's JVM options and an explicit classpath (class-data sharing needs a fixed order)."""
+    java = shutil.which("java")
+    if java is None:
+        raise ProcessError(
+            "java is not on PATH; Kafka needs Java 17 or newer (apt-get install -y openjdk-17-jre-headless)"
+        )
+    classpath = ":".join(sorted(str(jar) for jar in (home / "libs").glob("*.jar")))
+    return [java, *JVM_OPTIONS, "-cp", classpath]
+
+
+@functools.cache
+def formatted_storage_template() -> Path:
+    """A log directory formatted once per Kafka download; each broker starts from a copy of it,
+    which saves a storage-tool JVM run (2-4 s) per broker."""
+    home = kafka_home()
+    template = home / "storage-template"
+    if (template / "meta.properties").exists():
+        return template
+    staging = Path(tempfile.mkdtemp(prefix=".storage-template-", dir=home))
+    try:
+        properties = staging / "format.properties"
+        properties.write_text(
+            f"process.roles=broker,controller\nnode.id={NODE_ID}\n"
+            "controller.quorum.voters=1@127.0.0.1:9093\ncontroller.listener.names=CONTROLLER\n"
+            f"log.dirs={staging / 'data'}\n"
+        )
+        command = [*java_command(home), "kafka.tools.StorageTool", "format"]
+        command += ["--cluster-id", random_cluster_id(), "--config", str(properties)]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise ProcessError(
+                f"formatting Kafka storage failed ({result.returncode}):\n{result.stdout}{result.stderr}"
+            )
+        with contextlib.suppress(OSError):  # another session may have made it meanwhile
+            (staging / "data").rename(template)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return template
+
+
+def class_data_sharing_archive(home: Path) -> Path:
+    """Where the broker's class-data-sharing archive lives; with it the JVM starts about 40% faster.
+
+    The archive is only valid for one JDK build, so its name carries the JDK's release string.
+    """
+    java_home = Path(shutil.which("java") or "java").resolve().parents[1]
+    release = "unknown"
+    with contextlib.suppress(OSError):
+        for line in (java_home / "release").read_text().splitlines():
+            if line.startswith("JAVA_RUNTIME_VERSION="):
+                release = line.split("=", 1)[1].strip('"')
+    return home / f"kafka-broker-jdk-{release}.jsa"
+
+
 class KafkaBroker(LocalServer):
     """Kafka in KRaft combined mode, with the broker and controller listeners on 127.0.0.1.
 
@@ -59,17 +117,19 @@ class KafkaBroker(LocalServer):
         self.properties_path.write_text(self._server_properties(extra_properties or {}))
         log4j_path = self.workdir / "log4j2.properties"
         log4j_path.write_text(LOG4J2_PROPERTIES)
-        self._java = [
-            JAVA,
-            *JVM_OPTIONS,
-            f"-Dlog4j2.configurationFile={log4j_path}",
-            "-cp",
-            f"{self.home / 'libs'}/*",
-        ]
-        self._format_storage()
+        shutil.copytree(formatted_storage_template(), self.workdir / "data")
+        self._archive = class_data_sharing_archive(self.home)
+        self._new_archive = self.workdir / "kafka-broker.jsa"
+        if self._archive.exists():
+            sharing = f"-XX:SharedArchiveFile={self._archive}"
+        else:
+            # The first broker records the classes it loads; the JVM writes them out when it exits.
+            sharing = f"-XX:ArchiveClassesAtExit={self._new_archive}"
+        java = java_command(self.home)
+        command = [*java[:1], sharing, f"-Dlog4j2.configurationFile={log4j_path}", *java[1:], "kafka.Kafka"]
         self.process = ManagedProcess(
             "kafka",
-            [*self._java, "kafka.Kafka", self.properties_path],
+            [*command, self.properties_path],
             log_path=self.workdir / "kafka.log",
             cwd=self.workdir,
             ready=self._serves_metadata,
@@ -85,7 +145,7 @@ class KafkaBroker(LocalServer):
     def _server_properties(self, extra: dict[str, str]) -> str:
         properties = {
             "process.roles": "broker,controller",
-            "node.id": "1",
+            "node.id": NODE_ID,
             "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
             "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
@@ -107,26 +167,6 @@ class KafkaBroker(LocalServer):
         }
         return "".join(f"{name}={value}\n" for name, value in properties.items())
 
-    def _format_storage(self) -> None:
-        result = subprocess.run(
-            [
-                *self._java,
-                "kafka.tools.StorageTool",
-                "format",
-                "--cluster-id", random_cluster_id(),
-                "--config", str(self.properties_path),
-                "--ignore-formatted",
-            ],
-            cwd=self.workdir,
-            capture_output=True,
-            text=True,
-            check=False,
-        )  # fmt: skip
-        if result.returncode != 0:
-            raise ProcessError(
-                f"formatting Kafka storage failed ({result.returncode}):\n{result.stdout}{result.stderr}"
-            )
-
     def _serves_metadata(self) -> bool:
         return port_is_open(self.port) and bool(self.admin().list_topics(timeout=2).brokers)
 
@@ -135,6 +175,8 @@ class KafkaBroker(LocalServer):
         # The admin client would keep reconnecting (and logging about it) while the broker is down.
         self._admin = None
         self.process.stop()
+        if self._new_archive.exists() and not self._archive.exists():
+            self._new_archive.replace(self._archive)
 
     def admin(self):
         """A confluent_kafka AdminClient for this broker (shared; create one per thread if needed)."""

@@ -376,7 +376,8 @@ cmd_up() {
         --tls-cert-file "$pki_dir/serving.crt" --tls-private-key-file "$pki_dir/serving.key" \
         --cert-dir "$state_dir/metrics-server-certs" \
         --kubelet-preferred-address-types InternalIP --kubelet-use-node-status-port \
-        --kubelet-insecure-tls --metric-resolution 10s
+        --kubelet-certificate-authority "$pki_dir/ca.crt" \
+        --metric-resolution 10s --kubelet-request-timeout 5s
     wait_for kube-controller-manager 60 curl -fsSk --max-time 2 "https://127.0.0.1:$CONTROLLER_MANAGER_PORT/healthz"
     wait_for kube-scheduler 60 curl -fsSk --max-time 2 "https://127.0.0.1:$SCHEDULER_PORT/healthz"
     wait_for kwok 60 curl -fsSk --max-time 2 "https://127.0.0.1:$KWOK_PORT/healthz"

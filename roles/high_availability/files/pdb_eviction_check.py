@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Shows that a PodDisruptionBudget refuses an eviction that would break it.
 
 Evicts (really, or as a server-side dry run) the pods the budget still allows, then asks for one

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """GETs a path of a Service through the API server's service proxy and prints status and body as JSON.
 
 The same route `kubectl port-forward svc/...` would take, without a local port: the request goes
@@ -26,7 +25,7 @@ def main(argv: list[str]) -> int:
     config.load_kube_config(config_file=args.kubeconfig or None, context=args.context or None)
     core = client.CoreV1Api()
     try:
-        data, status, _ = core.connect_get_namespaced_service_proxy_with_path_with_http_info(
+        data, status, _headers = core.connect_get_namespaced_service_proxy_with_path_with_http_info(
             args.service, args.namespace, args.path.lstrip("/"), _preload_content=False
         )
         body = data.data.decode("utf-8", "replace")

@@ -24,6 +24,8 @@ from stream_processing.taskmanager.operators import OperatorChain
 from stream_processing.taskmanager.windowing import TumblingWindowAggregator
 
 log = logging.getLogger(__name__)
+# librdkafka's own messages go through logging, so they are JSON lines like everything else.
+kafka_log = logging.getLogger("librdkafka")
 
 POLL_BATCH = 1000
 POLL_TIMEOUT_SECONDS = 0.1
@@ -128,11 +130,13 @@ class TaskRunner(threading.Thread):
                 "enable.auto.commit": False,
                 "enable.partition.eof": False,
                 "auto.offset.reset": "earliest",
+                "logger": kafka_log,
             })
             producer = Producer({
                 "bootstrap.servers": self.kafka_bootstrap,
                 "enable.idempotence": True,
                 "linger.ms": 5,
+                "logger": kafka_log,
             })
             self._assign_partitions(consumer, state)
             self.progress.status = "running"

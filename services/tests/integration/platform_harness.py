@@ -12,12 +12,11 @@ from pathlib import Path
 
 import requests
 from confluent_kafka import Consumer, Producer
-
 from tests.support.processes import ManagedProcess, free_loopback_port
 
 WINDOW_MS = 1000
 USERS = [f"user-{n}" for n in range(8)]
-END_OF_INPUT = 10**12
+END_OF_INPUT = 2**62  # later than any event time
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):

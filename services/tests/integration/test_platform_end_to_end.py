@@ -20,7 +20,19 @@ PARTITIONS = 6
 
 
 @pytest.fixture
-def make_platform(tmp_path, postgres_server, postgres_database, kafka_broker, gcs_emulator, gcs_bucket):
+def topics(kafka_broker):
+    source = kafka_broker.create_topic(partitions=PARTITIONS)
+    sink = kafka_broker.create_topic(partitions=3)
+    reader = SinkReader(kafka_broker.bootstrap, sink)
+    yield source, sink, reader
+    reader.close()
+    kafka_broker.delete_topic(source)
+    kafka_broker.delete_topic(sink)
+
+
+@pytest.fixture
+def make_platform(tmp_path, topics, postgres_server, postgres_database, kafka_broker, gcs_emulator, gcs_bucket):
+    """Platforms stop before the topics fixture deletes their topics."""
     platforms = []
 
     def make(bucket: str = gcs_bucket, endpoint: str = gcs_emulator.endpoint, **settings) -> Platform:
@@ -35,17 +47,6 @@ def make_platform(tmp_path, postgres_server, postgres_database, kafka_broker, gc
     yield make
     for platform in platforms:
         platform.stop()
-
-
-@pytest.fixture
-def topics(kafka_broker):
-    source = kafka_broker.create_topic(partitions=PARTITIONS)
-    sink = kafka_broker.create_topic(partitions=3)
-    reader = SinkReader(kafka_broker.bootstrap, sink)
-    yield source, sink, reader
-    reader.close()
-    kafka_broker.delete_topic(source)
-    kafka_broker.delete_topic(sink)
 
 
 def assert_exact_results(reader: SinkReader, job_id: str, events: Events, platform: Platform) -> None:

@@ -151,7 +151,9 @@ def test_not_found_and_conflict_have_their_own_classes():
 
 def test_a_body_that_is_not_json_keeps_status_and_text():
     error = translate_error(501, "404 page not found\n", "GET", GCS_URL)
-    assert type(error) is GcpError
+    specific = (GcpNotFoundError, GcpPermissionError, GcpApiDisabledError, GcpCredentialsError, GcpConflictError)
+    assert isinstance(error, GcpError)
+    assert not isinstance(error, specific)
     assert error.status == 501
     assert error.reason is None
     assert "404 page not found" in str(error)

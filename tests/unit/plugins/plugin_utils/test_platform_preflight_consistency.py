@@ -46,10 +46,10 @@ def defaults():
     return settings
 
 
-def run(defaults, overrides=None, cluster=LIVE_CLUSTER):
+def run(defaults, overrides=None, cluster=None):
     settings = copy.deepcopy(defaults)
     settings.update(overrides or {})
-    return analyse(settings, ClusterFacts.from_dict(cluster))
+    return analyse(settings, ClusterFacts.from_dict(LIVE_CLUSTER if cluster is None else cluster))
 
 
 GOOD = [
