@@ -96,4 +96,6 @@ class KubernetesServiceAccounts:
     def set_annotation(self, namespace, name, key, value):
         """Set (or, with value None, remove) one annotation with a merge patch."""
         body = {"metadata": {"annotations": {key: value}}}
-        self._call("patch", namespace, name, self.core.patch_namespaced_service_account, name, namespace, body)
+        # The client would otherwise pick application/json-patch+json, which needs a list of operations.
+        self._call("patch", namespace, name, self.core.patch_namespaced_service_account, name, namespace, body,
+                   _content_type="application/merge-patch+json")

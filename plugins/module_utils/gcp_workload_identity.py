@@ -64,10 +64,10 @@ class WorkloadIdentityTarget:
             self.account_project = domain[: -len(USER_MANAGED_DOMAIN)] if domain.endswith(
                 USER_MANAGED_DOMAIN) else project
         else:
-            if not project:
+            if not project or ":" in project:
                 raise GcpParameterError(
-                    "gcp_service_account %r is an account ID, so project is needed to form its email; set project "
-                    "(or GCP_PROJECT), or give the full email" % account
+                    "gcp_service_account %r is an account ID, so a project is needed to form its email; set project "
+                    "(or GCP_PROJECT), or give the full email (always for domain-scoped projects)" % account
                 )
             self.account_id, self.account_project = account, project
             self.email = "%s@%s%s" % (account, project, USER_MANAGED_DOMAIN)
@@ -83,10 +83,11 @@ class WorkloadIdentityTarget:
                                     "subdomain)" % name)
         self.namespace, self.kubernetes_service_account = namespace, name
         pool_project = project or self.account_project
-        self.workload_pool = params.get("workload_pool") or ("%s.svc.id.goog" % pool_project if pool_project else None)
+        derivable = pool_project and ":" not in pool_project
+        self.workload_pool = params.get("workload_pool") or ("%s.svc.id.goog" % pool_project if derivable else None)
         if not self.workload_pool:
-            raise GcpParameterError("Cannot derive the workload pool from %s; set project or workload_pool"
-                                    % self.email)
+            raise GcpParameterError("Cannot derive the workload pool for %s (project %s); set workload_pool, or "
+                                    "project for a GSA outside .iam.gserviceaccount.com" % (self.email, pool_project))
         if not WORKLOAD_POOL_PATTERN.match(self.workload_pool):
             raise GcpParameterError("workload_pool %r must look like PROJECT_ID.svc.id.goog" % self.workload_pool)
         self.member = workload_identity_member(self.workload_pool, namespace, name)

@@ -35,7 +35,9 @@ class RequestMetricsMiddleware:
 
         def recording_start_response(status_line, headers, exc_info=None):
             status[0] = status_line.split(" ", 1)[0]
-            return start_response(status_line, headers, exc_info)
+            # Lets clients (and the benchmark) tell server time from network and queueing time.
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            return start_response(status_line, [*headers, ("Server-Timing", f"app;dur={elapsed_ms:.3f}")], exc_info)
 
         try:
             return self.app(environ, recording_start_response)

@@ -7,6 +7,8 @@ isolates itself with its own database, topic or bucket (the function-scoped fixt
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +16,17 @@ import pytest
 from .gcs_emulator import GcsEmulator
 from .kafka_broker import KafkaBroker
 from .postgres_server import PostgresServer
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"pytest received signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # SIGTERM (e.g. from `timeout` or CI cancelling a job) would end Python without running
+    # fixture finalizers; as an interrupt, the servers are stopped and their directories removed.
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
 
 
 @pytest.fixture(scope="session")

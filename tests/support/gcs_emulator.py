@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -33,29 +32,31 @@ class GcsEmulator(LocalServer):
             raise ValueError(f"backend must be 'filesystem' or 'memory', not {backend!r}")
         self.backend = backend
         self.location = location
-        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="spg-fake-gcs-"))
-        self.port = free_loopback_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
+        binary = fake_gcs_server_binary()
         self._session = requests.Session()
-        self.process = ManagedProcess(
-            "fake-gcs-server",
-            [
-                fake_gcs_server_binary(),
-                "-scheme", "http",
-                "-host", "127.0.0.1",
-                "-port", str(self.port),
-                # Upload sessions hand back Location URLs built from these; both must name this server.
-                "-external-url", self.endpoint,
-                "-public-host", f"127.0.0.1:{self.port}",
-                "-backend", backend,
-                "-filesystem-root", str(self.workdir / "storage"),
-                "-location", location,
-                "-log-level", "warn",
-            ],
-            log_path=self.workdir / "fake-gcs-server.log",
-            ready=self._healthy,
-            ready_timeout=30,
-        )  # fmt: skip
+        super().__init__("spg-fake-gcs-", workdir)
+        with self._removing_workdir_on_error():
+            self.port = free_loopback_port()
+            self.endpoint = f"http://127.0.0.1:{self.port}"
+            self.process = ManagedProcess(
+                "fake-gcs-server",
+                [
+                    binary,
+                    "-scheme", "http",
+                    "-host", "127.0.0.1",
+                    "-port", str(self.port),
+                    # Upload sessions hand back Location URLs built from these; both must name this server.
+                    "-external-url", self.endpoint,
+                    "-public-host", f"127.0.0.1:{self.port}",
+                    "-backend", backend,
+                    "-filesystem-root", str(self.workdir / "storage"),
+                    "-location", location,
+                    "-log-level", "warn",
+                ],
+                log_path=self.workdir / "fake-gcs-server.log",
+                ready=self._healthy,
+                ready_timeout=30,
+            )  # fmt: skip
 
     @property
     def env(self) -> dict[str, str]:

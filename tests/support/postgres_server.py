@@ -8,7 +8,6 @@ import pwd
 import secrets
 import signal
 import subprocess
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -43,32 +42,33 @@ class PostgresServer(LocalServer):
 
     def __init__(self, *, workdir: Path | None = None):
         self.bindir = postgresql_bindir()
-        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="spg-postgres-"))
-        self.datadir = self.workdir / "data"
-        self.host = "127.0.0.1"
-        self.port = free_loopback_port()
-        self.user = SUPERUSER
-        self.password = secrets.token_urlsafe(18)
-        self._account = SERVER_ACCOUNT if os.geteuid() == 0 else None
-        self._initdb()
-        settings = {
-            **FAST_SETTINGS,
-            "listen_addresses": self.host,
-            "port": str(self.port),
-            "unix_socket_directories": str(self.workdir),
-        }
-        self.process = ManagedProcess(
-            "postgres",
-            [self.bindir / "postgres", "-D", self.datadir]
-            + [arg for name, value in settings.items() for arg in ("-c", f"{name}={value}")],
-            log_path=self.workdir / "postgres.log",
-            cwd=self.workdir,
-            user=self._account,
-            ready=self._accepts_queries,
-            ready_timeout=30,
-            # SIGINT is PostgreSQL's "fast" shutdown; SIGTERM would wait for every client to leave.
-            stop_signal=signal.SIGINT,
-        )
+        super().__init__("spg-postgres-", workdir)
+        with self._removing_workdir_on_error():
+            self.datadir = self.workdir / "data"
+            self.host = "127.0.0.1"
+            self.port = free_loopback_port()
+            self.user = SUPERUSER
+            self.password = secrets.token_urlsafe(18)
+            self._account = SERVER_ACCOUNT if os.geteuid() == 0 else None
+            self._initdb()
+            settings = {
+                **FAST_SETTINGS,
+                "listen_addresses": self.host,
+                "port": str(self.port),
+                "unix_socket_directories": str(self.workdir),
+            }
+            self.process = ManagedProcess(
+                "postgres",
+                [self.bindir / "postgres", "-D", self.datadir]
+                + [arg for name, value in settings.items() for arg in ("-c", f"{name}={value}")],
+                log_path=self.workdir / "postgres.log",
+                cwd=self.workdir,
+                user=self._account,
+                ready=self._accepts_queries,
+                ready_timeout=30,
+                # SIGINT is PostgreSQL's "fast" shutdown; SIGTERM would wait for every client to leave.
+                stop_signal=signal.SIGINT,
+            )
 
     @property
     def address(self) -> str:

@@ -1,9 +1,9 @@
 """Managed subprocesses for test dependencies: start, wait until ready, stop, never leave strays.
 
 Each process runs in its own process group with its output in a log file. `stop()` sends the stop
-signal to the leader, waits, then SIGKILLs whatever is left of the group. Every started process is
-also stopped at interpreter exit, and (when started from the main thread) the kernel kills it if
-the Python process dies without running atexit handlers.
+signal to the leader, waits, then SIGKILLs whatever is left of the group. At interpreter exit every
+server still open is closed and every process still running is stopped; when Python dies without
+running atexit handlers, the kernel kills each process started from the main thread.
 """
 
 from __future__ import annotations
@@ -16,15 +16,18 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Self
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 _PR_SET_PDEATHSIG = 1
+_OWNER_FILE = ".owner-pid"
 _running: set[ManagedProcess] = set()
+_open_servers: set[LocalServer] = set()
 _running_lock = threading.Lock()
 
 
@@ -49,7 +52,10 @@ def port_is_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bo
 def provisioned_path(script: str, *args: str) -> Path:
     """Run a repo script that installs or builds something and prints its path on the last stdout line."""
     command = [REPO_ROOT / script, *args]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+    except OSError as error:
+        raise ProcessError(f"cannot run {command[0]}: {error}") from error
     if result.returncode != 0 or not result.stdout.strip():
         raise ProcessError(
             f"{' '.join(map(str, command))} failed with exit code {result.returncode}:\n{result.stderr[-4000:]}"
@@ -70,12 +76,13 @@ def tail(path: Path, lines: int = 40) -> str:
 
 
 def process_group_exists(pgid: int) -> bool:
+    """True while a process of the group is alive or not yet reaped."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # alive, but running as another user (the postgres account)
+        pass
     return True
 
 
@@ -123,6 +130,7 @@ class ManagedProcess:
         self.stop_signal = stop_signal
         self.stop_timeout = stop_timeout
         self.startup_seconds: float | None = None
+        self.exit_code: int | None = None
         self._popen: subprocess.Popen | None = None
 
     def __repr__(self) -> str:
@@ -134,7 +142,12 @@ class ManagedProcess:
 
     @property
     def running(self) -> bool:
-        return self._popen is not None and self._popen.poll() is None
+        return self._popen is not None and not self._exited()
+
+    def _exited(self) -> bool:
+        # WNOWAIT leaves an exited leader unreaped, so its pid (our group id) cannot be reused
+        # by an unrelated process before stop() has killed the rest of the group.
+        return os.waitid(os.P_PID, self._popen.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
 
     def log_tail(self, lines: int = 40) -> str:
         return tail(self.log_path, lines)
@@ -143,6 +156,7 @@ class ManagedProcess:
         """Start the process and wait until the readiness probe passes; raise ProcessError if not."""
         if self.running:
             raise ProcessError(f"{self.name} is already running (pid {self.pid})")
+        self.stop()  # reaps a previous run that exited by itself
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         with open(self.log_path, "ab") as log:
@@ -178,8 +192,8 @@ class ManagedProcess:
         last_error: BaseException | None = None
         deadline = started + self.ready_timeout
         while True:
-            exit_code = self._popen.poll()
-            if exit_code is not None:
+            if self._exited():
+                exit_code = self.stop()
                 raise ProcessError(
                     f"{self.name} exited with code {exit_code} before it was ready; "
                     f"last lines of {self.log_path}:\n{self.log_tail()}"
@@ -201,27 +215,29 @@ class ManagedProcess:
         """Stop the process and everything in its process group; return its exit code."""
         popen = self._popen
         if popen is None:
-            return None
-        if popen.poll() is None:
+            return self.exit_code
+        if not self._exited():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(popen.pid, self.stop_signal)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                popen.wait(self.stop_timeout)
+            deadline = time.monotonic() + self.stop_timeout
+            while not self._exited() and time.monotonic() < deadline:
+                time.sleep(0.02)
         # Children of the leader (or a leader that ignored the stop signal) must not outlive it.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(popen.pid, signal.SIGKILL)
-        exit_code = popen.wait()
+        self.exit_code = popen.wait()
         _wait_until_group_is_gone(popen.pid)
+        self._popen = None
         with _running_lock:
             _running.discard(self)
-        return exit_code
+        return self.exit_code
 
-    def kill(self) -> None:
-        """SIGKILL the whole process group at once, as a crash would."""
+    def kill(self) -> int | None:
+        """SIGKILL the whole process group at once, as a crash would; return the exit code."""
         if self.running:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self._popen.pid, signal.SIGKILL)
-        self.stop()
+        return self.stop()
 
     def __enter__(self) -> ManagedProcess:
         return self.start()
@@ -230,11 +246,36 @@ class ManagedProcess:
         self.stop()
 
 
-class LocalServer:
-    """A server made of one ManagedProcess (`self.process`) and a private directory (`self.workdir`)."""
+def _remove_abandoned_workdirs(prefix: str) -> None:
+    # A session killed with SIGKILL cannot clean up; the next one removes what it left behind.
+    for workdir in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+        try:
+            owner = int((workdir / _OWNER_FILE).read_text())
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            shutil.rmtree(workdir, ignore_errors=True)
+        except (OSError, ValueError):  # owner alive (maybe as another user), or not recorded yet
+            continue
 
-    process: ManagedProcess
-    workdir: Path
+
+class LocalServer:
+    """A server made of one ManagedProcess (`self.process`) and a private directory (`self.workdir`).
+
+    Subclasses build their process inside `with self._removing_workdir_on_error():` so that a
+    failed set-up leaves nothing behind.
+    """
+
+    process: ManagedProcess | None = None
+
+    def __init__(self, workdir_prefix: str, workdir: Path | None = None) -> None:
+        self._owns_workdir = workdir is None
+        if workdir is None:
+            _remove_abandoned_workdirs(workdir_prefix)
+            workdir = Path(tempfile.mkdtemp(prefix=workdir_prefix))
+            (workdir / _OWNER_FILE).write_text(f"{os.getpid()}\n")
+        self.workdir = Path(workdir)
+        with _running_lock:
+            _open_servers.add(self)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.address} running={self.running}>"
@@ -245,7 +286,15 @@ class LocalServer:
 
     @property
     def running(self) -> bool:
-        return self.process.running
+        return self.process is not None and self.process.running
+
+    @contextlib.contextmanager
+    def _removing_workdir_on_error(self) -> Iterator[None]:
+        try:
+            yield
+        except BaseException:
+            self.close()
+            raise
 
     def start(self) -> Self:
         """Start, or start again after `stop()` on the same ports with the same data; returns when ready."""
@@ -254,15 +303,20 @@ class LocalServer:
 
     def stop(self) -> None:
         """Stop the server, keeping its data for `start()`."""
-        self.process.stop()
+        if self.process is not None:
+            self.process.stop()
 
     def close(self) -> None:
-        """Stop the server and delete its directory (data and log)."""
+        """Stop the server and delete its directory (data and log) unless the caller provided it."""
         self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if self._owns_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        with _running_lock:
+            _open_servers.discard(self)
 
     def __enter__(self) -> Self:
-        return self.start()
+        with self._removing_workdir_on_error():
+            return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
@@ -270,7 +324,11 @@ class LocalServer:
 
 @atexit.register
 def stop_all() -> None:
-    """Stop every process this interpreter started and has not stopped yet."""
+    """Close every server and stop every process this interpreter started and has not stopped yet."""
+    with _running_lock:
+        servers = list(_open_servers)
+    for server in servers:
+        server.close()
     with _running_lock:
         processes = list(_running)
     for process in processes:

@@ -88,7 +88,7 @@ def test_stop_and_start_keep_the_port_and_the_data(isolated_gcs_emulator):
 
 
 def test_reset_deletes_every_bucket(isolated_gcs_emulator):
-    names = [isolated_gcs_emulator.create_bucket() for _ in range(2)]
+    names = [isolated_gcs_emulator.create_bucket(), isolated_gcs_emulator.create_bucket()]
 
     isolated_gcs_emulator.reset()
 

@@ -2,12 +2,20 @@
 
 import signal
 import socket
+import subprocess
 import sys
 import time
 
 import pytest
 
-from tests.support.processes import ManagedProcess, ProcessError, free_loopback_port, port_is_open, process_group_exists
+from tests.support.processes import (
+    LocalServer,
+    ManagedProcess,
+    ProcessError,
+    free_loopback_port,
+    port_is_open,
+    process_group_exists,
+)
 
 
 def test_free_loopback_port_can_be_bound_on_loopback():
@@ -87,3 +95,57 @@ def test_missing_executable_is_a_clear_error(tmp_path):
     process = ManagedProcess("ghost", [tmp_path / "no-such-binary"], log_path=tmp_path / "ghost.log")
     with pytest.raises(ProcessError, match="ghost: cannot run .*no-such-binary"):
         process.start()
+
+
+def test_a_server_that_fails_to_start_leaves_no_directory(tmp_path):
+    class BrokenServer(LocalServer):
+        address = "nowhere"
+
+        def __init__(self):
+            super().__init__("spg-broken-")
+            with self._removing_workdir_on_error():
+                self.process = ManagedProcess(
+                    "broken", ["false"], log_path=self.workdir / "broken.log", ready=lambda: False
+                )
+
+    server = BrokenServer()
+    assert server.workdir.is_dir()
+    with pytest.raises(ProcessError, match="broken exited with code 1"), server:
+        pass
+    assert not server.workdir.exists()
+
+
+def test_kill_is_a_crash_and_start_runs_it_again(tmp_path):
+    marker = tmp_path / "started"
+    script = f"echo run > {marker}; exec sleep 300"
+    process = ManagedProcess("crashy", ["sh", "-c", script], log_path=tmp_path / "crashy.log", ready=marker.exists)
+    process.start()
+
+    assert process.kill() == -signal.SIGKILL
+    assert not process.running
+    marker.unlink()
+    process.start()
+
+    assert process.running
+    assert marker.read_text() == "run\n"
+    assert process.log_tail().count("starting: sh -c") == 2
+    process.stop()
+
+
+def test_directories_of_dead_sessions_are_removed_by_the_next_server():
+    class IdleServer(LocalServer):
+        address = "nowhere"
+
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    abandoned = IdleServer("spg-idle-")
+    (abandoned.workdir / ".owner-pid").write_text(f"{finished.pid}\n")
+    alive = IdleServer("spg-idle-")
+
+    fresh = IdleServer("spg-idle-")
+
+    assert not abandoned.workdir.exists()
+    assert alive.workdir.exists()
+    for server in (abandoned, alive, fresh):
+        server.close()
+        assert not server.workdir.exists()

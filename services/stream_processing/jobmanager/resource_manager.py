@@ -101,8 +101,11 @@ class ResourceManager:
         for row in self.store.load_cancelled_jobs() + self.store.load_active_jobs():
             job = Job(row["job_id"], row["name"], row["spec"], row["parallelism"], row["state"], row["restarts"],
                       row["created_at"])
+            # Assigned tasks were delivered before the restart and keep running; no restore to report.
             job.tasks = [Task(t["task_index"], t["taskmanager_id"], t["attempt"],
-                              "assigned" if t["taskmanager_id"] else "unassigned") for t in row.get("tasks", [])]
+                              "assigned" if t["taskmanager_id"] else "unassigned",
+                              delivered_attempt=t["attempt"] if t["taskmanager_id"] else None)
+                         for t in row.get("tasks", [])]
             jobs[job.job_id] = job
         # TaskManagers known before a restart get one heartbeat timeout from now to check in again.
         self.taskmanagers = {

@@ -187,3 +187,35 @@ def test_jobmanager_restart_resumes_jobs_from_the_database(make_platform, topics
     produce(kafka_broker.bootstrap, source, events.records[6000:])
     produce_end_of_input(kafka_broker.bootstrap, source, PARTITIONS)
     assert_exact_results(reader, job_id, events, platform)
+
+
+def test_sigterm_takes_a_final_checkpoint_and_hands_tasks_over(make_platform, topics, kafka_broker):
+    source, sink, reader = topics
+    platform = make_platform(SP_CHECKPOINT_INTERVAL_SECONDS="30").start()
+    job_id = platform.submit(window_count_job(source, sink, parallelism=3))
+    platform.wait_for_running(job_id)
+    events = Events.generate(6000)
+    produce(kafka_broker.bootstrap, source, events.records[:3000])
+    wait_for(lambda: platform.records_in(job_id) >= 3000, 30, "the first half to be read")
+    leaving = platform.taskmanagers["tm-1"]
+    task_index = next(t["task_index"] for t in platform.job(job_id)["tasks"] if t["taskmanager_id"] == "tm-1")
+
+    assert leaving.stop() == 0  # SIGTERM, then a clean exit within the grace period
+    log = leaving.log_tail(200)
+    assert "received SIGTERM; draining" in log
+    assert "TaskManager stopped" in log
+    final = platform.completed_checkpoints(job_id)[0]
+    assert {p["task_index"] for p in final["pieces"]} == {0, 1, 2}
+    job = wait_for(lambda: (j := platform.job(job_id))["tasks"][task_index]["status"] == "running" and j, 20,
+                   "the task to move")
+    moved = job["tasks"][task_index]
+    # Handed over at once (deregistered, not timed out) and restored from the shutdown checkpoint.
+    assert moved["taskmanager_id"] in ("tm-0", "tm-2")
+    assert moved["restored_from_checkpoint"] == final["checkpoint_id"]
+    assert "deregistered" in platform.jobmanager.log_tail(400)
+
+    produce(kafka_broker.bootstrap, source, events.records[3000:])
+    produce_end_of_input(kafka_broker.bootstrap, source, PARTITIONS)
+    assert_exact_results(reader, job_id, events, platform)
+    assert platform.jobmanager.stop() == 0
+    assert "JobManager stopped" in platform.jobmanager.log_tail(20)

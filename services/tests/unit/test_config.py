@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 
 import pytest
 
@@ -52,3 +54,13 @@ def test_config_is_frozen_and_hides_the_password():
 def test_bad_values_fail_naming_the_variable(env, variable):
     with pytest.raises(ConfigError, match=variable):
         load_config(env)
+
+
+def test_the_service_refuses_to_start_naming_the_bad_variable():
+    result = subprocess.run(
+        [sys.executable, "-m", "stream_processing"], capture_output=True, text=True, timeout=60,
+        env={"SP_ROLE": "taskmanager", "SP_KAFKA_BOOTSTRAP": "kafka:9092", "SP_JOBMANAGER_URL": "http://jm:8081",
+             "SP_TASKMANAGER_SLOTS": "many"},
+    )
+    assert result.returncode == 2
+    assert "SP_TASKMANAGER_SLOTS='many' is not a valid int" in result.stderr

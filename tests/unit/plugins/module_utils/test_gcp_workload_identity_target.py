@@ -55,7 +55,10 @@ def test_google_managed_account_needs_a_project_for_the_pool():
     assert found.account_project == "acme-prod"
 
 
-def test_domain_scoped_project_ids_are_accepted():
-    found = target(project="example.com:acme-prod", gcp_service_account="writer-one", workload_pool=None)
-    assert found.email == "writer-one@example.com:acme-prod.iam.gserviceaccount.com"
-    assert found.workload_pool == "example.com:acme-prod.svc.id.goog"
+def test_domain_scoped_projects_need_the_email_and_the_pool():
+    with pytest.raises(GcpParameterError, match="always for domain-scoped projects"):
+        target(project="example.com:acme-prod", gcp_service_account="writer-one")
+    with pytest.raises(GcpParameterError, match="Cannot derive the workload pool"):
+        target(project="example.com:acme-prod")
+    found = target(project="example.com:acme-prod", workload_pool="acme-prod.example.com.svc.id.goog")
+    assert found.workload_pool == "acme-prod.example.com.svc.id.goog"

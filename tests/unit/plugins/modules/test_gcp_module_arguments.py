@@ -100,7 +100,7 @@ def test_gcp_env_fallback_is_used(capsys, monkeypatch):
 def test_account_id_without_project(capsys):
     result = run(workload_identity, identity_args(gcp_service_account="checkpoint-writer"), capsys)
     assert result["failed"] is True
-    assert result["msg"].startswith("gcp_service_account 'checkpoint-writer' is an account ID, so project is needed")
+    assert result["msg"].startswith("gcp_service_account 'checkpoint-writer' is an account ID, so a project is needed")
 
 
 @pytest.mark.parametrize(
