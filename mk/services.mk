@@ -16,7 +16,8 @@ bench-services: setup deps ## Service benchmarks: /health latency, window-count 
 services-images: ## Build both service images with docker or podman (not needed by any test)
 	@engine=$$(command -v docker || command -v podman) || { echo "services-images: needs docker or podman" >&2; exit 1; }; \
 	for role in jobmanager taskmanager; do \
-	  $$engine build -f services/docker/$$role/Dockerfile -t $(SERVICES_IMAGE_REGISTRY)/stream-processing-$$role:$(SERVICES_IMAGE_TAG) .; \
+	  $$engine build -f services/Dockerfile --target $$role \
+	    -t $(SERVICES_IMAGE_REGISTRY)/stream-processing-$$role:$(SERVICES_IMAGE_TAG) .; \
 	done
 
 TEST_SUITES += test-services

@@ -1,8 +1,9 @@
 """pytest plugin: real PostgreSQL, Kafka and fake-gcs-server for tests, all on 127.0.0.1.
 
-Enable it from the root conftest.py with `pytest_plugins = ["tests.support.fixtures"]`, or import
-the fixtures you need into a conftest.py. Servers start on first use, once per session; each test
-isolates itself with its own database, topic or bucket (the function-scoped fixtures below).
+Enable it with `pytest -p tests.support.fixtures` (or `pytest_plugins` in the root conftest.py), or
+import the fixtures you need into a conftest.py (then the SIGTERM handling below is not enabled).
+Servers start on first use, once per session; each test isolates itself with its own database,
+topic or bucket (the function-scoped fixtures below).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def _interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(f"pytest received signal {signum}")
 
 
-def pytest_configure(config: pytest.Config) -> None:
+def pytest_configure() -> None:
     # SIGTERM (e.g. from `timeout` or CI cancelling a job) would end Python without running
     # fixture finalizers; as an interrupt, the servers are stopped and their directories removed.
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and threading.current_thread() is threading.main_thread():
@@ -73,6 +74,6 @@ def postgres_database(postgres_server: PostgresServer) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def kafka_broker() -> Iterator[KafkaBroker]:
-    """A single-node KRaft Kafka broker shared by the session (about 10 s to start)."""
+    """A single-node KRaft Kafka broker shared by the session (3-7 s to start on 2 busy cores)."""
     with KafkaBroker() as broker:
         yield broker

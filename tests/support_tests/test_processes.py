@@ -76,17 +76,21 @@ def test_exit_before_ready_reports_the_exit_code_and_log_tail(tmp_path):
 
 
 def test_readiness_timeout_reports_the_last_probe_error_and_stops_the_process(tmp_path):
+    log_path = tmp_path / "sleeper.log"
+
     def probe():
+        while "still 2 starting" not in log_path.read_text():  # output, not the command in the header
+            time.sleep(0.05)
         raise ConnectionRefusedError("nothing on port 1")
 
     process = ManagedProcess(
         "sleeper",
-        ["sh", "-c", "echo still starting; exec sleep 300"],
-        log_path=tmp_path / "sleeper.log",
+        ["sh", "-c", "echo still $((1 + 1)) starting; exec sleep 300"],
+        log_path=log_path,
         ready=probe,
         ready_timeout=0.5,
     )
-    with pytest.raises(ProcessError, match=r"(?s)not ready after.*nothing on port 1.*still starting"):
+    with pytest.raises(ProcessError, match=r"(?s)not ready after.*nothing on port 1.*still 2 starting"):
         process.start()
     assert not process.running
 

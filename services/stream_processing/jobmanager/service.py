@@ -186,7 +186,9 @@ class JobManagerService:
         """Readiness goes 503 at once; a checkpoint in progress may finish within the grace period."""
         self.shutting_down = True
         deadline = time.monotonic() + self.config.shutdown_grace_seconds
-        while self.coordinator.pending and time.monotonic() < deadline:
+        while time.monotonic() < deadline and any(
+            self.resources.jobs[job_id].state == "running" for job_id in list(self.coordinator.pending)
+        ):
             time.sleep(0.05)
         self._stopped.set()
         for thread in self._threads:

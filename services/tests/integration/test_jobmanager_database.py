@@ -30,6 +30,7 @@ def jobmanager_config(tmp_path, postgres_server, postgres_database, bucket):
         "SP_HEARTBEAT_INTERVAL_SECONDS": "0.2",
         "SP_HEARTBEAT_TIMEOUT_SECONDS": "1",
         "SP_STORAGE_PROBE_INTERVAL_SECONDS": "0.2",
+        "SP_SHUTDOWN_GRACE_SECONDS": "2",
     })
 
 

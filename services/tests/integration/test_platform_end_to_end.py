@@ -147,7 +147,8 @@ def test_gcs_outage_degrades_to_local_checkpoints_and_recovers(make_platform, to
     objects = set(emulator.list_objects(bucket))
     for piece in moved["pieces"] + after["pieces"]:
         assert piece["location"].removeprefix(f"gs://{bucket}/") in objects
-    assert not list((platform.workdir / "tm-0" / "checkpoints").rglob("*.json"))
+    local_dirs = [platform.workdir / name / "checkpoints" for name in platform.taskmanagers]
+    wait_for(lambda: not any(any(d.rglob("*.json")) for d in local_dirs), 30, "local pieces to be uploaded and removed")
 
     # A restore after the outage reads the piece from where the metadata says it is.
     victim = next(t for t in platform.job(job_id)["tasks"] if t["taskmanager_id"] == "tm-2")
@@ -171,12 +172,16 @@ def test_jobmanager_restart_resumes_jobs_from_the_database(make_platform, topics
     events = Events.generate(9000)
     produce(kafka_broker.bootstrap, source, events.records[:3000])
     last_before = platform.wait_for_checkpoint_after(job_id, 1)["checkpoint_id"]
+    placement = [t["taskmanager_id"] for t in platform.job(job_id)["tasks"]]
 
     platform.jobmanager.kill()
     produce(kafka_broker.bootstrap, source, events.records[3000:6000])
     platform.jobmanager.start()
     job = platform.wait_for_running(job_id)
-    assert [t["taskmanager_id"] for t in job["tasks"]] == [t["taskmanager_id"] for t in job["tasks"]]
+    # The tasks kept running where they were: nothing was rescheduled or restored.
+    assert [t["taskmanager_id"] for t in job["tasks"]] == placement
+    assert job["restarts"] == 0
+    assert all(t["attempt"] == 0 and t["restored_from_checkpoint"] is None for t in job["tasks"])
     assert job["last_completed_checkpoint_id"] >= last_before
     resumed = platform.wait_for_checkpoint_after(job_id, last_before)
     assert resumed["checkpoint_id"] > last_before

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from datetime import UTC, datetime
 
 import pytest
@@ -24,19 +23,14 @@ from stream_processing.jobmanager.job_store import JobStore, migration_files
 from stream_processing.jobmanager.resource_manager import Job
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
-def unreachable_gcs(monkeypatch):
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{closed_port()}")
+def unreachable_gcs(monkeypatch, closed_port):
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{closed_port}")
 
 
 def config_for(tmp_path, **env):
-    return load_config({"SP_ROLE": "jobmanager", "SP_DATABASE_URL": f"postgresql://x@127.0.0.1:{closed_port()}/x",
+    # The database is never contacted by these tests.
+    return load_config({"SP_ROLE": "jobmanager", "SP_DATABASE_URL": "postgresql://x@127.0.0.1:1/x",
                         "SP_CHECKPOINT_DIR": str(tmp_path), "SP_GCS_TIMEOUT_SECONDS": "0.5", **env})
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 from jsonschema import Draft202012Validator
 from webtest import TestApp
@@ -27,17 +25,11 @@ VALID_JOB = {
 }
 
 
-def unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
-def service(tmp_path):
+def service(tmp_path, closed_port):
     config = load_config({
         "SP_ROLE": "jobmanager",
-        "SP_DATABASE_URL": f"postgresql://sp@127.0.0.1:{unused_port()}/sp",
+        "SP_DATABASE_URL": f"postgresql://sp@127.0.0.1:{closed_port}/sp",
         "SP_CHECKPOINT_DIR": str(tmp_path),
         "SP_MAX_REQUEST_BYTES": "4096",
     })
