@@ -51,6 +51,8 @@ def read_json_body(validator: Draft202012Validator, max_bytes: int):
         document = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ApiError(400, f"request body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise ApiError(400, "request body is nested too deeply") from None
     errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
     if errors:
         raise ApiError(

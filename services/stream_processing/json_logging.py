@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 from datetime import UTC, datetime
 
 _STANDARD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
@@ -41,3 +42,11 @@ def configure_logging(role: str, level: str) -> None:
     # The GCS and HTTP client libraries log every retry at INFO; their failures reach us as exceptions.
     for noisy in ("urllib3", "google", "waitress.queue"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+    # Crashes in any thread are logged as JSON too, instead of bare tracebacks on stderr.
+    crash_log = logging.getLogger("stream_processing.crash")
+    sys.excepthook = lambda kind, value, trace: crash_log.critical("uncaught error", exc_info=(kind, value, trace))
+    threading.excepthook = lambda hook: crash_log.critical(
+        "uncaught error in thread %s", hook.thread.name if hook.thread else "?",
+        exc_info=(hook.exc_type, hook.exc_value, hook.exc_traceback),
+    )

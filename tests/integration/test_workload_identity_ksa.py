@@ -40,7 +40,9 @@ def annotations(cluster, namespace):
 
 def create_ksa(cluster, namespace, extra_annotations=None):
     metadata = {"name": KSA, "namespace": namespace, "annotations": extra_annotations or {}}
-    cluster.apply(json.dumps({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata}))
+    # create, not apply: apply would add its own last-applied-configuration annotation.
+    manifest = json.dumps({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata})
+    cluster.kubectl("create", "--filename", "-", input=manifest)
 
 
 def test_annotates_an_existing_ksa(iam, iam_test_server, embedded_cluster, cluster_namespace, playbook_runner):

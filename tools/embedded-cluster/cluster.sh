@@ -55,7 +55,8 @@ start_component() {
     shift
     mkdir -p "$pid_dir" "$log_dir"
     # setsid: the component outlives `make cluster-up` and gets no terminal signals.
-    setsid "$@" >"$log_dir/$name.log" 2>&1 </dev/null &
+    # 8>&-: the component must not inherit (and so hold) the lock of this script.
+    setsid "$@" >"$log_dir/$name.log" 2>&1 </dev/null 8>&- &
     printf '%s\n' "$!" >"$pid_dir/$name.pid"
 }
 

@@ -222,7 +222,8 @@ OPENAPI = {
             "post": {"summary": "Register a TaskManager (idempotent)",
                      "requestBody": {"required": True,
                                      "content": {"application/json": {"schema": _ref("TaskManagerRegistration")}}},
-                     "responses": {"200": {"description": "Registered"}, **_errors(*WRITE_ERRORS)}},
+                     "responses": {"201": {"description": "Registered"}, "200": {"description": "Already known"},
+                                   **_errors(*WRITE_ERRORS)}},
         },
         "/api/v1/taskmanagers/{taskmanager_id}": {"delete": {
             "summary": "Deregister; its tasks are rescheduled at once", "parameters": [TASKMANAGER_ID_PARAMETER],
@@ -231,7 +232,7 @@ OPENAPI = {
             "summary": "Heartbeat with task status and checkpoint reports; answers with the assignments",
             "parameters": [TASKMANAGER_ID_PARAMETER],
             "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Heartbeat")}}},
-            "responses": {"200": {"description": "{assignments, retained_checkpoints}"},
+            "responses": {"200": {"description": "{assignments, retained_checkpoints, acknowledged_relocations}"},
                           **_errors(400, 404, 413, 415, 503)}}},
     },
     "components": {"schemas": SCHEMAS},

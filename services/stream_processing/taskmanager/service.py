@@ -42,8 +42,9 @@ class TaskManagerService:
         self.heartbeat_failures = Counter(
             "sp_heartbeat_failures", "Heartbeats the JobManager did not accept", registry=self.registry
         )
-        Gauge("sp_checkpoint_storage_degraded", "1 while checkpoints go to the local directory",
-              registry=self.registry).set_function(lambda: 0 if self.storage.gcs_available else 1)
+        Gauge("sp_checkpoint_storage_degraded", "1 while checkpoints go to the local directory instead of GCS",
+              registry=self.registry).set_function(
+            lambda: int(self.storage.gcs_configured and not self.storage.gcs_available))
 
     def start(self) -> None:
         os.makedirs(self.config.checkpoint_dir, exist_ok=True)
@@ -68,8 +69,9 @@ class TaskManagerService:
         jobmanager = {"status": CHECK_OK if connected else CHECK_FAILING, "url": self.config.jobmanager_url}
         if not connected:
             jobmanager["error"] = self.last_heartbeat_error or "no heartbeat accepted yet"
+        degraded = self.storage.gcs_configured and not self.storage.gcs_available
         storage = {
-            "status": CHECK_OK if self.storage.gcs_available else CHECK_DEGRADED,
+            "status": CHECK_DEGRADED if degraded else CHECK_OK,
             "mode": self.storage.mode,
             "bucket": self.storage.bucket_name or None,
             "local_dir": self.storage.local_dir,
@@ -95,7 +97,8 @@ class TaskManagerService:
             if error.status == 404:
                 self._registered = False  # a restarted JobManager without our registration
             raise
-        for relocation in self.executor.acknowledge(body):
+        # A local piece is deleted only once the metadata points at its GCS copy.
+        for relocation in self.executor.acknowledge(body, response.get("acknowledged_relocations", [])):
             self.storage.delete_piece(relocation["from_location"])
             self._uploading.discard(relocation["from_location"])
         self.executor.apply(response)

@@ -337,12 +337,13 @@ class TaskExecutor:
             })
         return {"slots": slots, "tasks": tasks, "checkpoint_reports": reports, "relocated_pieces": relocations}
 
-    def acknowledge(self, sent: dict) -> list[dict]:
-        """Drops what a successful heartbeat delivered; returns the acknowledged relocations."""
+    def acknowledge(self, sent: dict, recorded_relocations: list[str]) -> list[dict]:
+        """Drops what a successful heartbeat delivered; returns the relocations the JobManager recorded."""
+        recorded = [r for r in sent["relocated_pieces"] if r["from_location"] in recorded_relocations]
         with self._lock:
             self._reports = [r for r in self._reports if r not in sent["checkpoint_reports"]]
-            self._relocations = [r for r in self._relocations if r not in sent["relocated_pieces"]]
-        return sent["relocated_pieces"]
+            self._relocations = [r for r in self._relocations if r not in recorded]
+        return recorded
 
     def apply(self, response: dict) -> None:
         """Starts, restarts and stops tasks to match the assignments; forwards checkpoint requests."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from platform_harness import (
@@ -224,3 +226,33 @@ def test_sigterm_takes_a_final_checkpoint_and_hands_tasks_over(make_platform, to
     assert_exact_results(reader, job_id, events, platform)
     assert platform.jobmanager.stop() == 0
     assert "JobManager stopped" in platform.jobmanager.log_tail(20)
+
+
+def test_unreadable_piece_falls_back_to_an_older_checkpoint(make_platform, topics, kafka_broker, gcs_emulator,
+                                                            gcs_bucket):
+    source, sink, reader = topics
+    platform = make_platform(SP_HEARTBEAT_TIMEOUT_SECONDS="4").start()
+    job_id = platform.submit(window_count_job(source, sink, parallelism=3))
+    platform.wait_for_running(job_id)
+    events = Events.generate(6000)
+    produce(kafka_broker.bootstrap, source, events.records[:3000])
+    wait_for(lambda: platform.records_in(job_id) >= 3000, 30, "the first half to be read")
+    platform.wait_for_checkpoint_after(job_id, 2)
+    task_index = next(t["task_index"] for t in platform.job(job_id)["tasks"] if t["taskmanager_id"] == "tm-1")
+
+    platform.taskmanagers["tm-1"].kill()
+    time.sleep(1.5)  # a checkpoint the killed task already reported may still complete
+    latest = platform.completed_checkpoints(job_id)[0]
+    piece = next(p for p in latest["pieces"] if p["task_index"] == task_index)
+    gcs_emulator.client().bucket(gcs_bucket).blob(piece["location"].removeprefix(f"gs://{gcs_bucket}/")).delete()
+
+    def restored():
+        task = platform.job(job_id)["tasks"][task_index]
+        return task["status"] == "running" and task["taskmanager_id"] != "tm-1" and task
+    task = wait_for(restored, 40, "a restore from an older checkpoint")
+    assert task["restored_from_checkpoint"] < latest["checkpoint_id"]
+    assert f"restore from checkpoint {latest['checkpoint_id']} failed" in platform.jobmanager.log_tail(600)
+
+    produce(kafka_broker.bootstrap, source, events.records[3000:])
+    produce_end_of_input(kafka_broker.bootstrap, source, PARTITIONS)
+    assert_exact_results(reader, job_id, events, platform)

@@ -31,7 +31,7 @@ def service(tmp_path, closed_port):
         "SP_ROLE": "jobmanager",
         "SP_DATABASE_URL": f"postgresql://sp@127.0.0.1:{closed_port}/sp",
         "SP_CHECKPOINT_DIR": str(tmp_path),
-        "SP_MAX_REQUEST_BYTES": "4096",
+        "SP_MAX_REQUEST_BYTES": "8192",
     })
     return JobManagerService(config)
 
@@ -75,10 +75,12 @@ def test_invalid_jobs_get_400_with_the_problem_and_change_nothing(client, servic
 def test_malformed_json_oversized_bodies_and_wrong_media_types_are_4xx(client, service):
     malformed = client.post("/api/v1/jobs", b'{"name": ', content_type="application/json", status=400)
     assert "not valid JSON" in malformed.json["error"]
-    oversized = client.post("/api/v1/jobs", b"{" + b" " * 5000 + b"}", content_type="application/json", status=413)
-    assert "limit is 4096" in oversized.json["error"]
+    oversized = client.post("/api/v1/jobs", b"{" + b" " * 9000 + b"}", content_type="application/json", status=413)
+    assert "limit is 8192" in oversized.json["error"]
     wrong_type = client.post("/api/v1/jobs", b"name=x", content_type="application/x-www-form-urlencoded", status=415)
     assert "application/json" in wrong_type.json["error"]
+    too_deep = client.post("/api/v1/jobs", b"[" * 3000 + b"]" * 3000, content_type="application/json", status=400)
+    assert "nested too deeply" in too_deep.json["error"]
     not_utf8 = client.post("/api/v1/jobs", b'{"name": "\xff"}', content_type="application/json", status=400)
     assert not_utf8.json["error"]
     assert service.resources.jobs == {}

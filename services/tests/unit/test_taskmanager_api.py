@@ -22,7 +22,9 @@ def test_health_is_503_without_a_jobmanager_and_reports_local_storage(tmp_path):
     client, _ = make_client(tmp_path)
     body = client.get("/health", status=503).json
     assert body["checks"]["jobmanager_connection"]["status"] == "failing"
-    assert body["checks"]["checkpoint_storage"]["mode"] == "local"
+    # Without SP_GCS_BUCKET local storage is the configuration, not a degradation.
+    assert body["checks"]["checkpoint_storage"] == {"status": "ok", "mode": "local", "bucket": None,
+                                                    "local_dir": str(tmp_path), "error": "SP_GCS_BUCKET is not set"}
     assert client.get("/health/ready", status=503).json["status"] == "not_ready"
     assert client.get("/health/live").json["status"] == "alive"
 
@@ -32,6 +34,6 @@ def test_metrics_cover_tasks_checkpoints_and_requests(tmp_path):
     client.get("/health/live")
     text = client.get("/metrics").text
     for family in ("sp_tasks_running 0.0", "sp_task_records_in_total 0.0", "sp_checkpoint_local_fallbacks_total 0.0",
-                   "sp_checkpoint_storage_degraded 1.0", "sp_heartbeat_failures_total 0.0",
+                   "sp_checkpoint_storage_degraded 0.0", "sp_heartbeat_failures_total 0.0",
                    'sp_http_requests_total{method="GET",route="/health/live",status="200"} 1.0'):
         assert family in text, family
