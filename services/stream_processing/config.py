@@ -7,11 +7,13 @@ import re
 import socket
 from dataclasses import dataclass, field
 from typing import Mapping
+from urllib.parse import urlsplit
 
 ROLES = ("jobmanager", "taskmanager")
 DEFAULT_PORTS = {"jobmanager": 8081, "taskmanager": 8082}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-TASKMANAGER_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+INSTANCE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 
 
 class ConfigError(ValueError):
@@ -43,6 +45,9 @@ class Config:
     taskmanager_slots: int = 2
     log_level: str = "INFO"
     shutdown_grace_seconds: float = 25.0
+    advertised_url: str = ""
+    jobmanager_id: str = ""
+    leader_poll_seconds: float = 1.0
 
 
 def _text(env: Mapping[str, str], name: str, default: str) -> str:
@@ -74,6 +79,31 @@ def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...], required: 
     return value.rstrip("/")
 
 
+def _instance_id(env: Mapping[str, str], name: str) -> str:
+    value = _text(env, name, "") or socket.gethostname()
+    if not INSTANCE_ID_PATTERN.fullmatch(value):
+        raise ConfigError(f"{name}={value!r} must match {INSTANCE_ID_PATTERN.pattern}")
+    return value
+
+
+def _advertised_url(env: Mapping[str, str], role: str, http_host: str, http_port: int) -> str:
+    """How the other JobManagers reach this one; derived from SP_HTTP_HOST/PORT only when they name one address."""
+    if role != "jobmanager":
+        return ""
+    explicit = _url(env, "SP_ADVERTISED_URL", ("http", "https"), required=False)
+    if explicit:
+        if not urlsplit(explicit).hostname or urlsplit(explicit).hostname in WILDCARD_HOSTS:
+            raise ConfigError(f"SP_ADVERTISED_URL={explicit!r} must name a host the other JobManagers can reach")
+        return explicit
+    if http_host in WILDCARD_HOSTS or http_port == 0:
+        raise ConfigError(
+            f"SP_ADVERTISED_URL is required when SP_HTTP_HOST={http_host!r} and SP_HTTP_PORT={http_port} do not name "
+            "one reachable address (on Kubernetes: http://$(POD_IP):8081 from the Downward API)"
+        )
+    host = f"[{http_host}]" if ":" in http_host else http_host
+    return f"http://{host}:{http_port}"
+
+
 def load_config(env: Mapping[str, str] | None = None) -> Config:
     """Build the Config for SP_ROLE from env (default os.environ); raises ConfigError naming the bad variable."""
     env = os.environ if env is None else env
@@ -103,13 +133,14 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
             f"SP_HEARTBEAT_TIMEOUT_SECONDS={heartbeat_timeout} must be greater than "
             f"SP_HEARTBEAT_INTERVAL_SECONDS={heartbeat_interval}"
         )
-    taskmanager_id = _text(env, "SP_TASKMANAGER_ID", "") or socket.gethostname()
-    if not TASKMANAGER_ID_PATTERN.fullmatch(taskmanager_id):
-        raise ConfigError(f"SP_TASKMANAGER_ID={taskmanager_id!r} must match {TASKMANAGER_ID_PATTERN.pattern}")
+    taskmanager_id = _instance_id(env, "SP_TASKMANAGER_ID")
+    jobmanager_id = _instance_id(env, "SP_JOBMANAGER_ID")
+    http_host = _text(env, "SP_HTTP_HOST", Config.http_host)
+    http_port = _number(env, "SP_HTTP_PORT", DEFAULT_PORTS[role], int, 0, 65535)
     return Config(
         role=role,
-        http_host=_text(env, "SP_HTTP_HOST", Config.http_host),
-        http_port=_number(env, "SP_HTTP_PORT", DEFAULT_PORTS[role], int, 0, 65535),
+        http_host=http_host,
+        http_port=http_port,
         http_threads=_number(env, "SP_HTTP_THREADS", Config.http_threads, int, 1, 256),
         max_request_bytes=_number(env, "SP_MAX_REQUEST_BYTES", Config.max_request_bytes, int, 1024),
         database_url=_url(env, "SP_DATABASE_URL", ("postgresql", "postgres"), required=role == "jobmanager"),
@@ -136,4 +167,7 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         taskmanager_slots=_number(env, "SP_TASKMANAGER_SLOTS", Config.taskmanager_slots, int, 1, 256),
         log_level=log_level,
         shutdown_grace_seconds=_number(env, "SP_SHUTDOWN_GRACE_SECONDS", Config.shutdown_grace_seconds, float, 0),
+        advertised_url=_advertised_url(env, role, http_host, http_port),
+        jobmanager_id=jobmanager_id,
+        leader_poll_seconds=_number(env, "SP_LEADER_POLL_SECONDS", Config.leader_poll_seconds, float, 0.05, 60),
     )

@@ -279,10 +279,21 @@ EOF
 }
 
 # --- commands ----------------------------------------------------------------------------------------
-cmd_up() {
+# lock: one up/down at a time per state dir (parallel test sessions share the cluster).
+lock() {
     mkdir -p "$state_dir"
     exec 8>"$state_dir/.lock"
-    flock 8
+    flock -w "$1" 8 || die "another cluster.sh holds $state_dir/.lock for more than $1 s"
+}
+
+cmd_up() {
+    # Fast path without the lock: a healthy cluster is the common case.
+    if healthy; then
+        log "already running and healthy (kubeconfig: $kubeconfig)"
+        printf '%s\n' "$kubeconfig"
+        return 0
+    fi
+    lock 600
     if healthy; then
         log "already running and healthy (kubeconfig: $kubeconfig)"
         printf '%s\n' "$kubeconfig"
@@ -397,9 +408,7 @@ cmd_up() {
 }
 
 cmd_down() {
-    mkdir -p "$state_dir"
-    exec 8>"$state_dir/.lock"
-    flock 8
+    lock 600
     if any_running; then log "stopping the cluster in $state_dir"; fi
     stop_all
     # Keep the PKI (slow to make, and kubeconfigs from an earlier run stay well-formed).

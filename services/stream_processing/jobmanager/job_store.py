@@ -37,8 +37,8 @@ def migration_files() -> list[tuple[int, str, str]]:
 class JobStore:
     def __init__(self, database_url: str, password: str | None = None, pool_size: int = 4):
         extra = {"password": password} if password else {}
-        conninfo = make_conninfo(database_url, connect_timeout=5, application_name="sp-jobmanager", **extra)
-        self.pool = ConnectionPool(conninfo, min_size=1, max_size=pool_size, open=False, timeout=5,
+        self.conninfo = make_conninfo(database_url, connect_timeout=5, application_name="sp-jobmanager", **extra)
+        self.pool = ConnectionPool(self.conninfo, min_size=1, max_size=pool_size, open=False, timeout=5,
                                    kwargs={"options": "-c statement_timeout=10000"})
 
     def open(self) -> None:
@@ -46,6 +46,13 @@ class JobStore:
 
     def close(self) -> None:
         self.pool.close(timeout=2)
+
+    def session(self, **options) -> psycopg.Connection:
+        """A dedicated autocommit connection outside the pool, for state tied to one session (advisory locks)."""
+        try:
+            return psycopg.connect(make_conninfo(self.conninfo, **options), autocommit=True)
+        except psycopg.OperationalError as error:
+            raise DatabaseUnavailable(f"PostgreSQL unavailable: {error}") from error
 
     @contextmanager
     def transaction(self):
