@@ -79,6 +79,16 @@ if [[ "$component" == kubernetes ]]; then
         ldflags+=" -X $pkg.gitTreeState=clean"
     done
 fi
+# Version stamps that upstream release builds set, so --version reports the real version.
+case "$component" in
+    metrics-server) ldflags+=" -X k8s.io/client-go/pkg/version.gitVersion=$version" ;;
+    promtool)
+        # Go module v0.316.0 is Prometheus 3.16.0.
+        prometheus_minor="${version#v0.}"
+        prometheus_minor="${prometheus_minor%%.*}"
+        ldflags+=" -X github.com/prometheus/common/version.Version=$((prometheus_minor / 100)).$((prometheus_minor % 100)).${version##*.}"
+        ;;
+esac
 build_tags=notest
 
 # The key names everything that changes the output; the wrapper files are hashed so an edited
@@ -108,9 +118,10 @@ if cached; then
 fi
 
 # --- Go toolchain -------------------------------------------------------------------------------
-go_bin="$(command -v go || true)"
+# GO names another go binary (tests use it to check the errors below).
+go_bin="${GO:-$(command -v go || true)}"
 [[ -z "$go_bin" && -x /usr/local/go/bin/go ]] && go_bin=/usr/local/go/bin/go
-[[ -n "$go_bin" ]] || die "Go is not installed (need go >= $GO_MIN_VERSION on PATH or /usr/local/go/bin/go) to build $component"
+[[ -x "$go_bin" ]] || die "Go is not installed (need go >= $GO_MIN_VERSION on PATH or /usr/local/go/bin/go) to build $component"
 go_version="$("$go_bin" env GOVERSION)"
 go_version="${go_version#go}"
 if [[ "$(printf '%s\n%s\n' "$GO_MIN_VERSION" "$go_version" | sort -V | head -n1)" != "$GO_MIN_VERSION" ]]; then

@@ -5,6 +5,8 @@
    (from the Server-Timing header the metrics middleware adds).
 2. Throughput in records/s of the window-count job at parallelism 1 and 3 (3 TaskManagers).
 3. Throughput of a bare consume -> produce loop with the same client (confluent-kafka) and broker.
+4. JobManager failover: two JobManagers, the leader SIGKILLed, time until the standby leads and
+   answers /api/v1 itself; repeated, at the default SP_LEADER_POLL_SECONDS and at 0.25 s.
 
 Everything runs on 127.0.0.1 with bounded request and record counts. Run: make bench-services
 """
@@ -131,22 +133,50 @@ def bench_bare_loop(broker: KafkaBroker, records: list[dict]) -> float:
     return seen / elapsed
 
 
+def bench_failover(workdir: Path, platform_settings: dict, poll_seconds: float, rounds: int) -> None:
+    """Kills the leader `rounds` times; the killed one restarts as the standby of the new leader."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    platform = Platform(workdir, **platform_settings, SP_LEADER_POLL_SECONDS=str(poll_seconds))
+    try:
+        leader = platform.jobmanager.start()
+        wait_for(lambda: platform.leads_and_serves_the_api(leader), 30, "the first leader")
+        standby = platform.add_jobmanager("jm-1").start()
+        timings = []
+        for _ in range(rounds):
+            followed = leader.name
+            wait_for(lambda s=standby, f=followed: platform.get("/health", base=s.url)["leader_id"] == f, 30,
+                     "the standby to follow the leader")
+            killed_at = time.perf_counter()
+            leader.kill()
+            wait_for(lambda s=standby: platform.leads_and_serves_the_api(s), 30, "the standby to take over",
+                     interval=0.01)
+            timings.append(time.perf_counter() - killed_at)
+            leader.start()
+            leader, standby = standby, leader
+        print(f"JobManager failover (leader SIGKILL -> standby leading and serving /api/v1), "
+              f"SP_LEADER_POLL_SECONDS={poll_seconds:g}, {rounds} rounds: min {min(timings):.3f} s, "
+              f"median {percentile(timings, 0.5):.3f} s, max {max(timings):.3f} s")
+    finally:
+        platform.stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=100_000, help="events per throughput run")
     parser.add_argument("--clients", type=int, default=50, help="concurrent /health clients")
     parser.add_argument("--requests-per-client", type=int, default=400)
     parser.add_argument("--open-loop-rate", type=float, default=500, help="total req/s of the open-loop run")
+    parser.add_argument("--failover-rounds", type=int, default=5, help="leader kills per failover run")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="spg-bench-"))
     with PostgresServer() as postgres, KafkaBroker() as broker, GcsEmulator() as gcs:
         bucket = gcs.create_bucket()
         database = postgres.create_database()
-        platform = Platform(workdir, database_url=postgres.dsn(database, with_password=False),
-                            database_password=postgres.password, kafka_bootstrap=broker.bootstrap,
-                            gcs_endpoint=gcs.endpoint, bucket=bucket, SP_LOG_LEVEL="WARNING",
-                            SP_HEARTBEAT_INTERVAL_SECONDS="0.1", SP_CHECKPOINT_INTERVAL_SECONDS="5",
-                            SP_HTTP_THREADS="8")
+        platform_settings = dict(database_url=postgres.dsn(database, with_password=False),
+                                 database_password=postgres.password, kafka_bootstrap=broker.bootstrap,
+                                 gcs_endpoint=gcs.endpoint, bucket=bucket, SP_LOG_LEVEL="WARNING")
+        platform = Platform(workdir, **platform_settings, SP_HEARTBEAT_INTERVAL_SECONDS="0.1",
+                            SP_CHECKPOINT_INTERVAL_SECONDS="5", SP_HTTP_THREADS="8")
         try:
             platform.start(taskmanagers=3)
             bench_health(platform, args.clients, args.requests_per_client, args.open_loop_rate)
@@ -156,6 +186,11 @@ def main() -> int:
             for parallelism in (1, 3):
                 rate = bench_job(platform, broker, records, parallelism)
                 print(f"window-count job, parallelism {parallelism}: {rate:,.0f} records/s ({len(records):,} records)")
+            platform.stop()
+            # The database now holds the jobs above: each new leader loads them, as in production.
+            for poll_seconds in (1.0, 0.25):
+                bench_failover(workdir / f"failover-{poll_seconds:g}", platform_settings, poll_seconds,
+                               args.failover_rounds)
         finally:
             platform.stop()
             shutil.rmtree(workdir, ignore_errors=True)

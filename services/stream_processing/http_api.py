@@ -89,7 +89,7 @@ def install_error_pages(app: bottle.Bottle) -> None:
     app.default_error_handler = json_error
 
 
-def health_document(checks: dict[str, dict], shutting_down: bool) -> tuple[int, dict]:
+def health_document(checks: dict[str, dict], shutting_down: bool, details: dict | None = None) -> tuple[int, dict]:
     """Overall status from per-check statuses: failing -> 503, degraded -> 200 "degraded"."""
     statuses = {check["status"] for check in checks.values()}
     if shutting_down:
@@ -101,7 +101,7 @@ def health_document(checks: dict[str, dict], shutting_down: bool) -> tuple[int, 
     else:
         overall = "healthy"
     code = 200 if overall in ("healthy", "degraded") else 503
-    return code, {"status": overall, "timestamp": datetime.now(UTC).isoformat(), "checks": checks}
+    return code, {"status": overall, "timestamp": datetime.now(UTC).isoformat(), **(details or {}), "checks": checks}
 
 
 def add_probe_routes(
@@ -111,12 +111,16 @@ def add_probe_routes(
     is_live: Callable[[], bool],
     is_ready: Callable[[], bool],
     is_shutting_down: Callable[[], bool],
+    details: Callable[[], dict] | None = None,
 ) -> None:
-    """/health, /health/live, /health/ready and /metrics; all answer from in-memory state."""
+    """/health, /health/live, /health/ready and /metrics; all answer from in-memory state.
+
+    details() adds top-level fields to /health (the JobManager's role and leader).
+    """
 
     @app.get("/health")
     def health():
-        code, document = health_document(checks(), is_shutting_down())
+        code, document = health_document(checks(), is_shutting_down(), details() if details else None)
         return json_response(code, document)
 
     @app.get("/health/live")

@@ -187,7 +187,7 @@ def test_pod_disruption_budget_blocks_evictions_and_drain(
     embedded_cluster: EmbeddedCluster, cluster_namespace: str
 ) -> None:
     running = spread_deployment(
-        embedded_cluster, cluster_namespace, "guarded", annotations={TERMINATING_DELAY_ANNOTATION: "120s"}
+        embedded_cluster, cluster_namespace, "guarded", annotations={TERMINATING_DELAY_ANNOTATION: "60s"}
     )
     min_available = len(running) - 1
     embedded_cluster.apply(
@@ -224,11 +224,13 @@ def test_pod_disruption_budget_blocks_evictions_and_drain(
     assert refused.value.status == 429
     assert "disruption budget" in refused.value.body
 
+    # --pod-selector: other suites share the nodes, and their pods must not be evicted.
     node = running[2]["spec"]["nodeName"]
     try:
         drain = embedded_cluster.kubectl(
-            "drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=15s", check=False
-        )
+            "drain", node, "--pod-selector=app=guarded", "--ignore-daemonsets", "--delete-emptydir-data",
+            "--timeout=15s", check=False,
+        )  # fmt: skip
     finally:
         embedded_cluster.kubectl("uncordon", node)
     assert drain.returncode != 0
@@ -236,6 +238,8 @@ def test_pod_disruption_budget_blocks_evictions_and_drain(
     assert running[2]["metadata"]["name"] in {
         p["metadata"]["name"] for p in ready_pods(embedded_cluster, cluster_namespace, "guarded")
     }
+    # Skip the simulated grace period so the namespace goes away at once.
+    embedded_cluster.kubectl("delete", "pods", "--all", "--force", "--grace-period=0", "-n", cluster_namespace)
 
 
 def test_hpa_reports_utilisation_and_scales_up_on_simulated_load(

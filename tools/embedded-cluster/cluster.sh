@@ -282,8 +282,8 @@ EOF
 # lock: one up/down at a time per state dir (parallel test sessions share the cluster).
 lock() {
     mkdir -p "$state_dir"
-    exec 8>"$state_dir/.lock"
-    flock -w "$1" 8 || die "another cluster.sh holds $state_dir/.lock for more than $1 s"
+    exec 8>"$state_dir/up-down.lock"
+    flock -w "$1" 8 || die "another cluster.sh holds $state_dir/up-down.lock for more than $1 s"
 }
 
 cmd_up() {
@@ -377,7 +377,7 @@ cmd_up() {
         --bind-address 127.0.0.1 --secure-port "$SCHEDULER_PORT" \
         --cert-dir "$state_dir/kube-scheduler-certs" \
         --leader-elect=false --profiling=false --v=1
-    start_component kwok "$kwok" --kubeconfig "$kubeconfig" --config "$here/kwok.yaml" \
+    start_component kwok "$kwok" --kubeconfig "$kubeconfig" --config "$here/kwok.yml" \
         --manage-all-nodes=true --node-ip 127.0.0.1 --node-port "$KWOK_PORT" \
         --server-address "127.0.0.1:$KWOK_PORT" \
         --tls-cert-file "$pki_dir/serving.crt" --tls-private-key-file "$pki_dir/serving.key" \

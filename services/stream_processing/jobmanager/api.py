@@ -21,6 +21,7 @@ from stream_processing.jobmanager.openapi import OPENAPI, request_validator
 from stream_processing.jobmanager.resource_manager import Conflict, NotFound
 from stream_processing.jobmanager.service import JobManagerService
 
+API_PREFIX = "/api/v1/"
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -40,15 +41,44 @@ def _translate_errors(callback):
     return wrapper
 
 
+class _ForwardToLeader:
+    """Bottle plugin: on a standby, every /api/v1 route answers with the leader's answer.
+
+    Installed first, so it wraps validation and error handling: the leader does all of that.
+    """
+
+    api = 2
+    name = "forward_to_leader"
+
+    def __init__(self, service: JobManagerService):
+        self.service = service
+
+    def apply(self, callback, route):
+        if not route.rule.startswith(API_PREFIX):
+            return callback
+
+        def wrapper(*args, **kwargs):
+            if self.service.leading:
+                return callback(*args, **kwargs)
+            leader = self.service.election.leader
+            request = bottle.request
+            return self.service.proxy.forward(request.environ, request.body.read(),
+                                              leader.leader_id if leader else None, leader.url if leader else None)
+
+        return wrapper
+
+
 def create_app(config: Config, service: JobManagerService | None = None) -> bottle.Bottle:
     service = service or JobManagerService(config)
     app = bottle.Bottle()
     app.config["sp.service"] = service
     install_error_pages(app)
+    app.install(_ForwardToLeader(service))
     app.install(handle_api_errors)
     app.install(_translate_errors)
     add_probe_routes(
-        app, service.registry, service.checks, service.is_live, service.is_ready, lambda: service.shutting_down
+        app, service.registry, service.checks, service.is_live, service.is_ready, lambda: service.shutting_down,
+        service.leadership,
     )
     max_bytes = config.max_request_bytes
 

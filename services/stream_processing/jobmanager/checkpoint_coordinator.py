@@ -72,10 +72,12 @@ class CheckpointCoordinator:
         )
 
     def load(self) -> None:
+        """State as the database has it; pending checkpoints of a previous leader (or process) are failed."""
         checkpoints, pieces = self.store.load_checkpoints()
         completed: dict[str, list[CompletedCheckpoint]] = {}
+        last_id: dict[str, int] = {}
         for row in checkpoints:
-            self.last_id[row["job_id"]] = max(self.last_id.get(row["job_id"], 0), row["checkpoint_id"])
+            last_id[row["job_id"]] = max(last_id.get(row["job_id"], 0), row["checkpoint_id"])
             if row["state"] == "completed":
                 completed.setdefault(row["job_id"], []).append(
                     CompletedCheckpoint(row["checkpoint_id"], row["completed_at"], {})
@@ -85,7 +87,7 @@ class CheckpointCoordinator:
             by_id[(piece["job_id"], piece["checkpoint_id"])].pieces[piece["task_index"]] = {
                 k: piece[k] for k in ("task_index", "attempt", "taskmanager_id", "storage", "location", "size_bytes")
             }
-        self.completed = completed
+        self.completed, self.last_id, self.pending = completed, last_id, {}
 
     # Queries ----------------------------------------------------------------------------------------
     def latest(self, job_id: str) -> CompletedCheckpoint | None:

@@ -1,9 +1,10 @@
 """JobManager leader election through a PostgreSQL session advisory lock.
 
-Every JobManager keeps one dedicated connection and, while it is not the leader, tries
-pg_try_advisory_lock every SP_LEADER_POLL_SECONDS. The lock belongs to that session: it is held
-for as long as the connection lives and PostgreSQL releases it the moment the session ends (a
-killed process closes its socket; a vanished host is detected by the TCP keepalives set below).
+Every JobManager keeps one dedicated connection and, while it is not the leader, waits for
+pg_advisory_lock in rounds of SP_LEADER_POLL_SECONDS (lock_timeout), reading the leader row between
+rounds. A waiting standby gets the lock the moment it is released. The lock belongs to that session:
+it is held for as long as the connection lives and PostgreSQL releases it the moment the session
+ends (a killed process closes its socket; a vanished host is detected by the TCP keepalives below).
 The leader renews the `jobmanager_leader` row on the same connection every poll, so a broken
 session is noticed within one poll plus the TCP user timeout, and leadership is given up at once.
 The row tells the standbys which JobManager leads and at which URL.
@@ -11,9 +12,11 @@ The row tells the standbys which JobManager leads and at which URL.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
@@ -48,13 +51,15 @@ def session_options(poll_seconds: float) -> dict:
     which is longer.
     """
     client_timeout_ms = int(max(1.0, 2 * poll_seconds) * 1000)
+    lock_wait_ms = max(1, int(poll_seconds * 1000))
     server_idle = max(2, math.ceil(4 * poll_seconds))
     server_interval = max(1, math.ceil(poll_seconds))
     return {
         "application_name": "sp-jobmanager-leader-election",
         "keepalives": 1, "keepalives_idle": server_interval, "keepalives_interval": server_interval,
         "keepalives_count": 3, "tcp_user_timeout": client_timeout_ms,
-        "options": f"-c statement_timeout={client_timeout_ms} -c tcp_keepalives_idle={server_idle}"
+        "options": f"-c statement_timeout={client_timeout_ms} -c lock_timeout={lock_wait_ms}"
+                   f" -c tcp_keepalives_idle={server_idle}"
                    f" -c tcp_keepalives_interval={server_interval} -c tcp_keepalives_count=3",
     }
 
@@ -75,11 +80,12 @@ class LeaderElection:
         self.last_error: str | None = None
         self._connection: psycopg.Connection | None = None
         self._stopped = threading.Event()
+        self._round_seconds = 0.0
         self.thread = threading.Thread(target=self._run, name="leader-election", daemon=True)
 
     def start(self) -> None:
-        """One campaign right away (a lone JobManager leads before it reports ready), then one per poll."""
-        self.poll_once()
+        """One round right away (a lone JobManager leads before it reports ready), then one per poll."""
+        self._round()
         self.thread.start()
 
     def stop(self) -> None:
@@ -98,11 +104,19 @@ class LeaderElection:
         self._close()
 
     def _run(self) -> None:
-        while not self._stopped.wait(self.poll_seconds):
+        # A standby's round already waited on the lock; a leader's renewal or a failed round did not.
+        while not self._stopped.wait(max(0.0, self.poll_seconds - self._round_seconds)):
             try:
-                self.poll_once()
+                self._round()
             except Exception:  # noqa: BLE001 - the election must keep running
                 log.exception("leader election round failed")
+
+    def _round(self) -> None:
+        started = time.monotonic()
+        try:
+            self.poll_once()
+        finally:
+            self._round_seconds = time.monotonic() - started
 
     def poll_once(self) -> None:
         try:
@@ -122,7 +136,9 @@ class LeaderElection:
 
     def _campaign(self) -> None:
         connection = self._connection
-        if not connection.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK_ID,)).fetchone()[0]:
+        try:
+            connection.execute("SELECT pg_advisory_lock(%s)", (LEADER_LOCK_ID,))
+        except psycopg.errors.LockNotAvailable:  # lock_timeout: another JobManager leads
             self._follow(connection)
             return
         term, since = connection.execute(
@@ -173,7 +189,5 @@ class LeaderElection:
     def _close(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
-            try:
+            with contextlib.suppress(psycopg.Error):
                 connection.close()
-            except psycopg.Error:
-                pass

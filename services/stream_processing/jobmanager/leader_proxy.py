@@ -40,18 +40,22 @@ def request_headers(environ: dict) -> dict[str, str]:
     return headers
 
 
+def _header(headers: dict[str, str], name: str) -> str | None:
+    return next((value for key, value in headers.items() if key.lower() == name.lower()), None)
+
+
 def _connection_tokens(headers: dict[str, str]) -> set[str]:
     """Header names listed in Connection are hop-by-hop too."""
-    value = next((v for k, v in headers.items() if k.lower() == "connection"), "")
+    value = _header(headers, "connection") or ""
     return {token.strip().lower() for token in value.split(",") if token.strip()}
 
 
 def forwarded_request_headers(headers: dict[str, str], *, client: str, host: str, scheme: str,
                               jobmanager_id: str) -> dict[str, str]:
     """End-to-end request headers plus X-Forwarded-* and the loop guard."""
-    dropped = NOT_FORWARDED | _connection_tokens(headers)
+    prior = _header(headers, "X-Forwarded-For")
+    dropped = NOT_FORWARDED | _connection_tokens(headers) | {"x-forwarded-for", FORWARDED_BY.lower()}
     forwarded = {name: value for name, value in headers.items() if name.lower() not in dropped}
-    prior = forwarded.pop("X-Forwarded-For", "")
     forwarded["X-Forwarded-For"] = f"{prior}, {client}" if prior else client
     forwarded.setdefault("X-Forwarded-Host", host)
     forwarded.setdefault("X-Forwarded-Proto", scheme)
@@ -85,10 +89,11 @@ class LeaderProxy:
                 ) -> bottle.HTTPResponse:
         """The leader's answer to this request, or 503 with the reason it could not be had."""
         headers = request_headers(environ)
-        if FORWARDED_BY.lower() in {name.lower() for name in headers}:
+        forwarder = _header(headers, FORWARDED_BY)
+        if forwarder is not None:
             return unavailable(
                 f"JobManager {self.jobmanager_id} is not the leader and the request was already forwarded by "
-                f"{headers.get(FORWARDED_BY)}; leadership is changing, retry later",
+                f"{forwarder}; leadership is changing, retry later",
                 jobmanager_id=self.jobmanager_id)
         if not leader_url or leader_id == self.jobmanager_id:
             return unavailable(

@@ -14,6 +14,8 @@ from stream_processing.config import Config
 from stream_processing.http_api import CHECK_FAILING, CHECK_OK
 from stream_processing.jobmanager.checkpoint_coordinator import CheckpointCoordinator
 from stream_processing.jobmanager.job_store import DatabaseUnavailable, JobStore
+from stream_processing.jobmanager.leader_election import LeaderElection
+from stream_processing.jobmanager.leader_proxy import LeaderProxy
 from stream_processing.jobmanager.resource_manager import ACTIVE_STATES, Job, ResourceManager, Task
 
 log = logging.getLogger(__name__)
@@ -29,7 +31,17 @@ class _StateCollector:
         self.service = service
 
     def collect(self):
-        resources = self.service.resources
+        service = self.service
+        yield GaugeMetricFamily("sp_jobmanager_leader", "1 while this JobManager is the leader",
+                                value=1 if service.leading else 0)
+        storage = service.coordinator.storage_check(service.resources.jobs)
+        yield GaugeMetricFamily("sp_checkpoint_storage_degraded", "1 while checkpoints are on local storage",
+                                value=0 if storage["status"] == CHECK_OK else 1)
+        yield GaugeMetricFamily("sp_database_up", "1 when the last database probe succeeded",
+                                value=1 if service.database_ok else 0)
+        if not service.leading:
+            return  # a standby's copy of the job and slot state is stale; only the leader reports it
+        resources = service.resources
         jobs = GaugeMetricFamily("sp_jobs", "Jobs by state", labels=["state"])
         states = [job.state for job in list(resources.jobs.values())]
         for state in JOB_STATES:
@@ -40,11 +52,6 @@ class _StateCollector:
                                 value=len(resources.taskmanagers))
         yield GaugeMetricFamily("sp_task_slots", "Task slots of registered TaskManagers", value=total)
         yield GaugeMetricFamily("sp_task_slots_free", "Task slots without a task", value=free)
-        storage = self.service.coordinator.storage_check(resources.jobs)
-        yield GaugeMetricFamily("sp_checkpoint_storage_degraded", "1 while checkpoints are on local storage",
-                                value=0 if storage["status"] == CHECK_OK else 1)
-        yield GaugeMetricFamily("sp_database_up", "1 when the last database probe succeeded",
-                                value=1 if self.service.database_ok else 0)
 
 
 class JobManagerService:
@@ -57,6 +64,9 @@ class JobManagerService:
         self.storage = CheckpointStorage(config)
         self.resources = ResourceManager(self.store, config.heartbeat_timeout_seconds, self.registry)
         self.coordinator = CheckpointCoordinator(config, self.store, self.storage, self.registry)
+        self.election = LeaderElection(self.store, config.jobmanager_id, config.advertised_url,
+                                       config.leader_poll_seconds, self._take_leadership, self._give_up_leadership)
+        self.proxy = LeaderProxy(config.jobmanager_id, pool_size=config.http_threads)
         self.registry.register(_StateCollector(self))
         self.started = False
         self.shutting_down = False
@@ -65,26 +75,48 @@ class JobManagerService:
         self.last_tick_error: str | None = None
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._scheduler: threading.Thread | None = None
+        self._scheduler_stopped = threading.Event()
         self.tick_seconds = max(0.05, min(1.0, config.heartbeat_interval_seconds / 2))
 
     def start(self) -> None:
+        """Migrates, then campaigns; the leader resumes from the database, a standby just reports ready."""
         self.store.open()
         version = self.store.migrate()
         log.info("database schema at version %d", version)
+        self.database_ok, self.database_error = True, None
+        self.storage.probe()
+        probes = threading.Thread(target=self._probe_loop, name="probes", daemon=True)
+        probes.start()
+        self._threads = [probes, self.election.thread]
+        self.election.start()
+        self.started = True
+
+    # Leadership -------------------------------------------------------------------------------------
+    @property
+    def leading(self) -> bool:
+        return self.election.leading
+
+    def _take_leadership(self) -> None:
+        """What a restarted JobManager does: state from the database, then the scheduler and coordinator."""
         with self.lock:
             self.resources.load()
             self.coordinator.load()
-        self.database_ok, self.database_error = True, None
-        self.storage.probe()
-        for target, name in ((self._scheduling_loop, "scheduler"), (self._probe_loop, "probes")):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
-        self.started = True
+        self._scheduler_stopped = threading.Event()
+        self._scheduler = threading.Thread(target=self._scheduling_loop, args=(self._scheduler_stopped,),
+                                           name="scheduler", daemon=True)
+        self._scheduler.start()
+
+    def _give_up_leadership(self, reason: str) -> None:
+        """Stops scheduling and checkpointing at once; state is reloaded if this JobManager leads again."""
+        self._scheduler_stopped.set()
+        if self._scheduler is not None and self._scheduler is not threading.current_thread():
+            self._scheduler.join(timeout=10)
+        log.warning("stopped leading: %s", reason)
 
     # Background loops -------------------------------------------------------------------------------
-    def _scheduling_loop(self) -> None:
-        while not self._stopped.wait(self.tick_seconds):
+    def _scheduling_loop(self, stopped: threading.Event) -> None:
+        while not stopped.wait(self.tick_seconds):
             try:
                 with self.lock:
                     self.resources.tick()
@@ -117,17 +149,33 @@ class JobManagerService:
 
     # Health -----------------------------------------------------------------------------------------
     def is_live(self) -> bool:
-        return not self.started or all(thread.is_alive() for thread in self._threads)
+        threads = [*self._threads, *([self._scheduler] if self.leading else [])]
+        return not self.started or all(thread.is_alive() for thread in threads)
 
     def is_ready(self) -> bool:
         return self.started
 
+    def leadership(self) -> dict:
+        leader = self.election.leader
+        return {"role": "leader" if self.leading else "follower", "jobmanager_id": self.config.jobmanager_id,
+                "leader_id": leader.leader_id if leader else None}
+
     def checks(self) -> dict[str, dict]:
-        scheduler_alive = self.started and bool(self._threads) and self._threads[0].is_alive()
-        resource_manager = {"status": CHECK_OK if scheduler_alive else CHECK_FAILING,
-                            "taskmanagers": len(self.resources.taskmanagers)}
-        if not scheduler_alive:
-            resource_manager["error"] = "not started" if not self.started else "scheduler thread stopped"
+        leader = self.election.leader
+        if self.leading:
+            scheduler_alive = self._scheduler is not None and self._scheduler.is_alive()
+            resource_manager = {"status": CHECK_OK if scheduler_alive else CHECK_FAILING, "state": "leading",
+                                "taskmanagers": len(self.resources.taskmanagers)}
+            if not scheduler_alive:
+                resource_manager["error"] = "scheduler thread stopped"
+        elif self.started:
+            # A standby is healthy: it forwards the API to the leader and takes over when the lock frees.
+            resource_manager = {"status": CHECK_OK, "state": "standby",
+                                "leader": leader.as_json() if leader else None}
+            if self.election.last_error:
+                resource_manager["error"] = self.election.last_error
+        else:
+            resource_manager = {"status": CHECK_FAILING, "state": "starting", "error": "not started"}
         database = {"status": CHECK_OK if self.database_ok else CHECK_FAILING}
         if self.database_error:
             database["error"] = self.database_error
@@ -183,15 +231,17 @@ class JobManagerService:
 
     # Shutdown ---------------------------------------------------------------------------------------
     def shutdown(self) -> None:
-        """Readiness goes 503 at once; a checkpoint in progress may finish within the grace period."""
+        """Readiness goes 503 at once; a leader lets a running checkpoint finish, then releases leadership."""
         self.shutting_down = True
         deadline = time.monotonic() + self.config.shutdown_grace_seconds
-        while time.monotonic() < deadline and any(
+        while self.leading and time.monotonic() < deadline and any(
             self.resources.jobs[job_id].state == "running" for job_id in list(self.coordinator.pending)
         ):
             time.sleep(0.05)
+        self.election.stop()
         self._stopped.set()
         for thread in self._threads:
-            thread.join(timeout=max(0.5, deadline - time.monotonic()))
+            if thread.is_alive():
+                thread.join(timeout=max(0.5, deadline - time.monotonic()))
         self.store.close()
         log.info("JobManager stopped")

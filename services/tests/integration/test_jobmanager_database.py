@@ -23,6 +23,9 @@ JOB = {"name": "copy", "parallelism": 2, "source": {"topic": "in"}, "sink": {"to
 def jobmanager_config(tmp_path, postgres_server, postgres_database, bucket):
     return load_config({
         "SP_ROLE": "jobmanager",
+        "SP_HTTP_HOST": "127.0.0.1",
+        "SP_JOBMANAGER_ID": "jm-in-process",
+        "SP_LEADER_POLL_SECONDS": "0.2",
         "SP_DATABASE_URL": postgres_server.dsn(postgres_database, with_password=False),
         "SP_DATABASE_PASSWORD": postgres_server.password,
         "SP_GCS_BUCKET": bucket,
@@ -76,6 +79,10 @@ def test_health_is_200_when_started_with_every_check(started):
     assert body["status"] == "healthy"
     assert {name: check["status"] for name, check in body["checks"].items()} == {
         "resource_manager": "ok", "database": "ok", "checkpoint_storage": "ok"}
+    # A lone JobManager wins the election before it reports ready.
+    assert (body["role"], body["leader_id"], body["checks"]["resource_manager"]["state"]) == (
+        "leader", "jm-in-process", "leading")
+    assert "sp_jobmanager_leader 1.0" in client.get("/metrics").text
     assert client.get("/health/ready").json["status"] == "ready"
 
 
@@ -143,12 +150,16 @@ def test_database_outage_is_503_on_health_and_writes_without_partial_state(start
         body = client.get("/health", status=503).json
         assert body["checks"]["database"]["status"] == "failing"
         assert client.get("/health/live").json["status"] == "alive"
+        # Losing the session that holds the leader lock is losing leadership: no more scheduling or writes.
+        eventually(lambda: client.get("/health", expect_errors=True).json["role"] == "follower")
         assert "nothing was changed" in client.post_json("/api/v1/jobs", JOB, status=503).json["error"]
         assert service.resources.jobs == {}
-        assert "sp_database_up 0.0" in client.get("/metrics").text
+        metrics = client.get("/metrics").text
+        assert "sp_database_up 0.0" in metrics and "sp_jobmanager_leader 0.0" in metrics
     finally:
         postgres_server.start()
-    eventually(lambda: client.get("/health", expect_errors=True).status_int == 200)
+    eventually(lambda: (response := client.get("/health", expect_errors=True)).status_int == 200
+               and response.json["role"] == "leader")
     client.post_json("/api/v1/jobs", JOB, status=201)
 
 

@@ -7,9 +7,9 @@ import time
 import pytest
 
 from platform_harness import (
+    PARTITIONS,
     Events,
-    Platform,
-    SinkReader,
+    assert_exact_results,
     produce,
     produce_end_of_input,
     wait_for,
@@ -17,53 +17,6 @@ from platform_harness import (
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-PARTITIONS = 6
-
-
-@pytest.fixture
-def topics(kafka_broker):
-    source = kafka_broker.create_topic(partitions=PARTITIONS)
-    sink = kafka_broker.create_topic(partitions=3)
-    reader = SinkReader(kafka_broker.bootstrap, sink)
-    yield source, sink, reader
-    reader.close()
-    kafka_broker.delete_topic(source)
-    kafka_broker.delete_topic(sink)
-
-
-@pytest.fixture
-def make_platform(tmp_path, topics, postgres_server, postgres_database, kafka_broker, gcs_emulator, gcs_bucket):
-    """Platforms stop before the topics fixture deletes their topics."""
-    platforms = []
-
-    def make(bucket: str = gcs_bucket, endpoint: str = gcs_emulator.endpoint, **settings) -> Platform:
-        platform = Platform(
-            tmp_path, database_url=postgres_server.dsn(postgres_database, with_password=False),
-            database_password=postgres_server.password, kafka_bootstrap=kafka_broker.bootstrap,
-            gcs_endpoint=endpoint, bucket=bucket, **settings,
-        )
-        platforms.append(platform)
-        return platform
-
-    yield make
-    for platform in platforms:
-        platform.stop()
-
-
-def assert_exact_results(reader: SinkReader, job_id: str, events: Events, platform: Platform) -> None:
-    expected = events.expected_counts()
-    try:
-        actual = reader.wait_for_counts(job_id, expected, timeout=60)
-    except AssertionError:
-        print(platform.logs())
-        print(platform.job(job_id))
-        raise
-    assert actual == expected
-    # Replays after a restore re-emit the same value under the same key: nothing lost, nothing counted twice.
-    for key, values in reader.emissions.items():
-        assert len({v["count"] for v in values}) == 1, (key, values)
-
 
 def test_lost_taskmanager_is_rescheduled_and_restored_without_losing_windows(make_platform, topics, kafka_broker):
     source, sink, reader = topics

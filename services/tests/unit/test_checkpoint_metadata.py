@@ -31,7 +31,8 @@ def unreachable_gcs(monkeypatch, closed_port):
 def config_for(tmp_path, **env):
     # The database is never contacted by these tests.
     return load_config({"SP_ROLE": "jobmanager", "SP_DATABASE_URL": "postgresql://x@127.0.0.1:1/x",
-                        "SP_CHECKPOINT_DIR": str(tmp_path), "SP_GCS_TIMEOUT_SECONDS": "0.5", **env})
+                        "SP_HTTP_HOST": "127.0.0.1", "SP_CHECKPOINT_DIR": str(tmp_path),
+                        "SP_GCS_TIMEOUT_SECONDS": "0.5", **env})
 
 
 def test_piece_names_are_unique_per_job_checkpoint_task_and_attempt():

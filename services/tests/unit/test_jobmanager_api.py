@@ -32,8 +32,13 @@ def service(tmp_path, closed_port):
         "SP_DATABASE_URL": f"postgresql://sp@127.0.0.1:{closed_port}/sp",
         "SP_CHECKPOINT_DIR": str(tmp_path),
         "SP_MAX_REQUEST_BYTES": "8192",
+        "SP_HTTP_HOST": "127.0.0.1",
+        "SP_JOBMANAGER_ID": "jm-unit",
     })
-    return JobManagerService(config)
+    service = JobManagerService(config)
+    # These tests are about the leader's own handling; forwarding is covered in test_leader_proxy.py.
+    service.election.leading = True
+    return service
 
 
 @pytest.fixture

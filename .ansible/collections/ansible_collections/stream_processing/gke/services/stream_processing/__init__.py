@@ -1,0 +1,1 @@
+"""JobManager and TaskManager services of the stream_processing.gke platform."""

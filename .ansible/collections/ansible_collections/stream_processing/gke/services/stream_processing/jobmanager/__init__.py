@@ -1,0 +1,1 @@
+"""JobManager: REST API, resource manager and checkpoint coordinator."""

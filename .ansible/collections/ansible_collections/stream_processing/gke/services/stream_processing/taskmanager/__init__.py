@@ -1,0 +1,1 @@
+"""TaskManager: runs the tasks the JobManager assigns to its slots."""

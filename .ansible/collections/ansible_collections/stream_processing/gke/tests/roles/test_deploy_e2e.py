@@ -1,0 +1,201 @@
+"""playbooks/deploy.yml and teardown.yml with inventories/local against the embedded cluster.
+
+The molecule scenarios cover each role and the full stack in both TaskManager modes (converge,
+idempotence, verify); these tests cover what molecule cannot: check mode with a diff, bad
+configurations stopping the play before anything is applied, the PostgreSQL password staying out
+of every output under -vvv --diff, and the teardown keeping the claims.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+NAMESPACE = "e2e-roles"
+BAD_NAMESPACE = "e2e-roles-bad"
+# The local inventory's vault value (a non-secret test value) and a second one set during the tests.
+LOCAL_PASSWORD = "local-test-postgres-password"
+NEW_PASSWORD = "e2e-rotated-Secret-7f3a91"
+RECAP = re.compile(r"^localhost\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
+
+
+def run_playbook(cluster, playbook, *args, namespace=NAMESPACE, timeout=900):
+    env = {
+        **cluster.ansible_env,
+        "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT / "build" / "collections"),
+        "ANSIBLE_FORCE_COLOR": "false",
+        "ANSIBLE_NOCOLOR": "true",
+    }
+    command = [
+        str(Path(sys.executable).parent / "ansible-playbook"),
+        f"playbooks/{playbook}",
+        "-i",
+        "inventories/local",
+        "--vault-id",
+        "local@inventories/local/vault-password.txt",
+        "-e",
+        f"platform_namespace={namespace}",
+        *args,
+    ]
+    return subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def recap(result):
+    found = RECAP.findall(result.stdout)
+    assert found, result.stdout[-3000:] + result.stderr[-3000:]
+    ok, changed, unreachable, failed = (int(value) for value in found[-1])
+    return {"ok": ok, "changed": changed, "unreachable": unreachable, "failed": failed}
+
+
+def objects(cluster, kind, namespace=NAMESPACE):
+    return cluster.get_json(kind, "--namespace", namespace)["items"]
+
+
+@pytest.fixture(scope="module")
+def deployed(embedded_cluster):
+    embedded_cluster.kubectl(
+        "delete", "namespace", NAMESPACE, BAD_NAMESPACE, "--ignore-not-found", "--wait=true", timeout=300
+    )
+    result = run_playbook(embedded_cluster, "deploy.yml")
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
+    yield embedded_cluster, result
+    embedded_cluster.kubectl("delete", "namespace", NAMESPACE, BAD_NAMESPACE, "--ignore-not-found", "--wait=false")
+
+
+def test_deploy_ends_with_a_summary(deployed):
+    result = deployed[1]
+    summary = result.stdout[result.stdout.rindex("TASK [stream_processing.gke.platform : Summary]") :]
+    assert f"Namespace {NAMESPACE} on embedded" in summary
+    for line in (
+        "Deployment/jobmanager",
+        "StatefulSet/taskmanager",
+        "StatefulSet/postgres",
+        "StatefulSet/kafka",
+        "PDB/",
+        "HPA/",
+    ):
+        assert line in summary, summary
+    assert "NOT READY" not in summary, summary
+
+
+def test_rerun_changes_nothing(deployed):
+    cluster = deployed[0]
+    result = run_playbook(cluster, "deploy.yml")
+    assert result.returncode == 0, result.stdout[-5000:]
+    assert recap(result)["changed"] == 0, result.stdout[-5000:]
+
+
+def test_check_diff_shows_a_change_and_applies_nothing(deployed):
+    cluster = deployed[0]
+    result = run_playbook(cluster, "deploy.yml", "--check", "--diff", "-e", "platform_log_level=DEBUG")
+    assert result.returncode == 0, result.stdout[-5000:]
+    assert recap(result)["changed"] >= 1
+    assert re.search(r'^\+\s+"?SP_LOG_LEVEL"?: "?DEBUG', result.stdout, re.MULTILINE), result.stdout[-5000:]
+    config_map = cluster.get_json("configmap", "stream-processing-config", "--namespace", NAMESPACE)
+    assert config_map["data"]["SP_LOG_LEVEL"] == "INFO"
+
+
+def test_password_never_appears_in_output(deployed):
+    cluster = deployed[0]
+    forms = {LOCAL_PASSWORD, NEW_PASSWORD}
+    forms |= {base64.b64encode(value.encode()).decode() for value in set(forms)}
+    for args in (["--check"], []):
+        result = run_playbook(
+            cluster,
+            "deploy.yml",
+            "-vvv",
+            "--diff",
+            "--tags",
+            "config",
+            "-e",
+            f"platform_postgres_password={NEW_PASSWORD}",
+            *args,
+        )
+        assert result.returncode == 0, result.stdout[-5000:]
+        output = result.stdout + result.stderr
+        leaked = [form for form in forms if form in output]
+        assert leaked == [], f"password leaked with {args}: {leaked}"
+    secret = cluster.get_json("secret", "stream-processing-postgres", "--namespace", NAMESPACE)
+    assert base64.b64decode(secret["data"]["SP_DATABASE_PASSWORD"]).decode() == NEW_PASSWORD
+
+
+BAD_CONFIGURATIONS = [
+    pytest.param(
+        ["-e", "platform_taskmanager_pdb_min_available=3"],
+        "platform_taskmanager_pdb_min_available (3) must be lower than platform_taskmanager_replicas (3)",
+        id="pdb-equals-replicas",
+    ),
+    pytest.param(
+        ["-e", "platform_jobmanager_hpa_min_replicas=6"],
+        "platform_jobmanager_hpa_min_replicas (6) must not be above platform_jobmanager_hpa_max_replicas (5)",
+        id="hpa-min-above-max",
+    ),
+    pytest.param(
+        ["-e", '{"platform_resource_quota": {"requests.cpu": "1", "limits.cpu": "2"}}'],
+        "platform_resource_quota['requests.cpu'] (1) is below what the workloads need at maximum scale",
+        id="requests-over-quota",
+    ),
+    pytest.param(["-e", "platform_taskmanager_replicas=three"], "platform_taskmanager_replicas", id="bad-type"),
+    pytest.param(["-e", "platform_taskmanager_mode=deamonset"], "platform_taskmanager_mode", id="bad-choice"),
+]
+
+
+@pytest.mark.parametrize(("extra", "expected"), BAD_CONFIGURATIONS)
+def test_bad_configuration_fails_before_anything_is_applied(embedded_cluster, extra, expected):
+    result = run_playbook(embedded_cluster, "deploy.yml", *extra, namespace=BAD_NAMESPACE, timeout=300)
+    assert result.returncode != 0
+    assert expected in result.stdout, result.stdout[-5000:]
+    stats = recap(result)
+    assert stats["changed"] == 0
+    found = embedded_cluster.kubectl("get", "namespace", BAD_NAMESPACE, "--ignore-not-found", "-o", "name")
+    assert found.stdout.strip() == "", "a failed preflight must leave nothing behind"
+
+
+def test_teardown_keeps_claims_unless_asked(deployed):
+    cluster = deployed[0]
+    result = run_playbook(cluster, "teardown.yml")
+    assert result.returncode == 0, result.stdout[-5000:]
+    for kind in ("deployments", "statefulsets", "services", "configmaps,secrets", "poddisruptionbudgets"):
+        left = [
+            item["metadata"]["name"]
+            for item in objects(cluster, kind)
+            if item["metadata"].get("labels", {}).get("app.kubernetes.io/part-of") == "stream-processing"
+        ]
+        assert left == [], f"{kind} left after teardown: {left}"
+    claims = objects(cluster, "persistentvolumeclaims")
+    assert claims, "teardown must keep the PersistentVolumeClaims by default"
+    result = run_playbook(
+        cluster, "teardown.yml", "-e", "teardown_delete_pvcs=true", "-e", "teardown_delete_namespace=true"
+    )
+    assert result.returncode == 0, result.stdout[-5000:]
+    assert cluster.kubectl("get", "namespace", NAMESPACE, "--ignore-not-found", "-o", "name").stdout.strip() == ""
+
+
+def test_inventories_name_their_target(embedded_cluster):
+    del embedded_cluster
+    for name in ("dev", "staging", "prod"):
+        settings = yaml.safe_load(
+            (REPO_ROOT / "inventories" / name / "group_vars" / "stream_processing" / "main.yml").read_text()
+        )
+        assert settings["platform_target"] == "gke"
+        assert settings["platform_workload_identity_enabled"] is True
+        assert settings["platform_gcp_preflight_enabled"] is True
+        for key in (
+            "platform_gcp_project",
+            "platform_gcp_region",
+            "platform_gke_cluster",
+            "platform_gcs_bucket",
+            "platform_gcp_service_account",
+        ):
+            assert settings[key], f"{name}: {key}"
+    assert os.path.exists(REPO_ROOT / "inventories" / "local" / "vault-password.txt")
