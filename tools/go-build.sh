@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Builds one pinned Go component into the binary cache and prints the binary's path on the last
 # line of stdout. Progress and errors go to stderr. A cached build is reused when its build key
-# (version, wrapper module files, Go version, flags) is unchanged.
+# (version, wrapper module files, flags) is unchanged; a Go upgrade alone does not rebuild.
 #
 # Usage: tools/go-build.sh COMPONENT
 #   COMPONENT: kubernetes (all three control-plane binaries), kube-apiserver,
 #              kube-controller-manager, kube-scheduler, etcd, kwok, kwokctl, metrics-server,
 #              fake-gcs-server, promtool
 # Cache:     ${SPG_CACHE_DIR:-$HOME/.cache/stream-processing-gke}/bin/<component>-<version>/
+# Go:        go on PATH, else /usr/local/go/bin/go, or the binary named by $GO
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,7 +22,7 @@ die() {
 log() { printf 'go-build.sh: %s\n' "$*" >&2; }
 
 usage() {
-    sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 

@@ -45,7 +45,7 @@ pid_of() {
     pid="$(<"$file")"
     [[ "$pid" =~ ^[0-9]+$ ]] || return 1
     # Only a process still running our binary with our state dir counts: pids get reused.
-    [[ -r "/proc/$pid/cmdline" ]] || return 1
+    alive "$pid" || return 1
     tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$state_dir" || return 1
     printf '%s\n' "$pid"
 }
@@ -60,15 +60,22 @@ start_component() {
     printf '%s\n' "$!" >"$pid_dir/$name.pid"
 }
 
+# alive PID: running, not a zombie (an exited component waits as a zombie until PID 1 reaps it).
+alive() {
+    local state
+    state="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" || return 1
+    [[ -n "$state" && "$state" != Z ]]
+}
+
 stop_component() {
     local name="$1" pid i
     if pid="$(pid_of "$name")"; then
         kill -TERM "$pid" 2>/dev/null || true
-        for ((i = 0; i < 100; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
+        for ((i = 0; i < 200; i++)); do
+            alive "$pid" || break
+            sleep 0.05
         done
-        if kill -0 "$pid" 2>/dev/null; then
+        if alive "$pid"; then
             log "$name (pid $pid) ignored SIGTERM for 10 s; killing it"
             kill -KILL "$pid" 2>/dev/null || true
         fi
@@ -286,17 +293,37 @@ lock() {
     flock -w "$1" 8 || die "another cluster.sh holds $state_dir/up-down.lock for more than $1 s"
 }
 
+all_running() {
+    local name
+    for name in "${components[@]}"; do pid_of "$name" >/dev/null || return 1; done
+}
+
+# running_and_ready: every component runs and the API becomes ready within a minute (a loaded
+# machine can make /readyz slow; other test sessions may be using this cluster, so no restart).
+running_and_ready() {
+    local deadline=$((SECONDS + 60))
+    while all_running; do
+        healthy && return 0
+        ((SECONDS < deadline)) || return 1
+        sleep 1
+    done
+    return 1
+}
+
+already_up() {
+    log "already running and healthy (kubeconfig: $kubeconfig)"
+    printf '%s\n' "$kubeconfig"
+}
+
 cmd_up() {
     # Fast path without the lock: a healthy cluster is the common case.
-    if healthy; then
-        log "already running and healthy (kubeconfig: $kubeconfig)"
-        printf '%s\n' "$kubeconfig"
+    if healthy || running_and_ready; then
+        already_up
         return 0
     fi
     lock 600
-    if healthy; then
-        log "already running and healthy (kubeconfig: $kubeconfig)"
-        printf '%s\n' "$kubeconfig"
+    if running_and_ready; then
+        already_up
         return 0
     fi
     if any_running; then
@@ -444,7 +471,7 @@ case "${1:-}" in
     status) cmd_status ;;
     kubeconfig) printf '%s\n' "$kubeconfig" ;;
     *)
-        sed -n '7,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+        sed -n '7,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
         exit 2
         ;;
 esac

@@ -91,9 +91,13 @@ class LeaderElection:
     def stop(self) -> None:
         """Stops campaigning; a leader stops leading, then releases the lock so a standby takes over at once."""
         self._stopped.set()
+        waiting = self._connection
+        if waiting is not None and not self.leading:
+            with contextlib.suppress(psycopg.Error):
+                waiting.cancel_safe(timeout=2)  # ends a standby's wait for the lock now, not after lock_timeout
         if self.thread.is_alive():
             self.thread.join(timeout=10)
-        if self.leading:
+        if self.leading and self._connection is not None:
             self._revoke("shutting down")
             try:
                 self._connection.execute("DELETE FROM jobmanager_leader WHERE leader_id = %s AND term = %s",
