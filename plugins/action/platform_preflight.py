@@ -22,6 +22,7 @@ ARGUMENT_SPEC = {
             "reachable": {"type": "bool", "default": False},
             "node_count": {"type": "int"},
             "api_versions": {"type": "list", "elements": "str"},
+            "storage_classes": {"type": "list", "elements": "str"},
             "bucket_exists": {"type": "bool"},
         },
     },

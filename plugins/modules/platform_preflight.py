@@ -23,6 +23,7 @@ description:
     PVC storage x replicas against C(platform_resource_quota).
   - Checks each container's requests and limits against the C(platform_limit_range) min and max, and that
     every preset exists and has requests <= limits.
+  - Checks that C(platform_storage_class), when set, is a StorageClass of the cluster.
   - Checks that required pod anti-affinity has at least as many nodes as replicas, against the live node count.
   - Checks that the cluster serves policy/v1, autoscaling/v2 (with the HPA), networking.k8s.io/v1, apps/v1 and
     rbac.authorization.k8s.io/v1, and warns when no metrics.k8s.io API serves the HPA.
@@ -64,6 +65,10 @@ options:
         type: int
       api_versions:
         description: Served group versions, such as C(v1), C(apps/v1), C(policy/v1), C(metrics.k8s.io/v1beta1).
+        type: list
+        elements: str
+      storage_classes:
+        description: Names of the cluster's StorageClasses; O(settings) C(platform_storage_class) must be one of them.
         type: list
         elements: str
       bucket_exists:

@@ -130,16 +130,19 @@ class ClusterFacts:
     reachable: bool = False
     node_count: Optional[int] = None
     api_versions: Optional[Tuple[str, ...]] = None
+    storage_classes: Optional[Tuple[str, ...]] = None
     bucket_exists: Optional[bool] = None
 
     @classmethod
     def from_dict(cls, data: Optional[Dict[str, Any]]) -> ClusterFacts:
         data = data or {}
         versions = data.get("api_versions")
+        classes = data.get("storage_classes")
         return cls(
             reachable=bool(data.get("reachable", False)),
             node_count=None if data.get("node_count") is None else int(data["node_count"]),
             api_versions=None if versions is None else tuple(versions),
+            storage_classes=None if classes is None else tuple(classes),
             bucket_exists=data.get("bucket_exists"),
         )
 
@@ -549,6 +552,16 @@ class _Analysis:
                 " (platform_jobmanager_hpa_enabled) will report unknown metrics and never scale",
             )
 
+    def check_storage_class(self) -> None:
+        wanted = self.get("platform_storage_class")
+        known = self.cluster.storage_classes
+        if wanted and known is not None and wanted not in known:
+            self.error(
+                "storage",
+                f"platform_storage_class ({wanted!r}) is not a StorageClass of the cluster"
+                f" ({', '.join(sorted(known)) or 'none'}): every claim would stay Pending",
+            )
+
     def check_database(self) -> None:
         mode = self.get("platform_database_mode")
         if mode == "cloudsql":
@@ -614,6 +627,7 @@ class _Analysis:
         self.check_limit_range(workloads)
         self.check_anti_affinity(workloads)
         self.check_api_versions()
+        self.check_storage_class()
         self.check_database()
         self.check_gcp()
         self.check_service_timing()

@@ -54,6 +54,11 @@ def run(defaults, overrides=None, cluster=None):
 
 GOOD = [
     pytest.param({}, LIVE_CLUSTER, id="defaults"),
+    pytest.param(
+        {"platform_storage_class": "premium-rwo"},
+        dict(LIVE_CLUSTER, storage_classes=("standard", "premium-rwo")),
+        id="known-storage-class",
+    ),
     pytest.param({"platform_taskmanager_mode": "daemonset"}, LIVE_CLUSTER, id="daemonset-on-5-nodes"),
     pytest.param(
         {"platform_jobmanager_hpa_enabled": False, "platform_jobmanager_replicas": 2},
@@ -265,6 +270,12 @@ BAD = [
         ),
         "The cluster does not serve policy/v1, autoscaling/v2",
         id="old-api-versions",
+    ),
+    pytest.param(
+        {"platform_storage_class": "fast-ssd"},
+        dict(LIVE_CLUSTER, storage_classes=("standard", "premium-rwo")),
+        "platform_storage_class ('fast-ssd') is not a StorageClass of the cluster (premium-rwo, standard)",
+        id="unknown-storage-class",
     ),
     pytest.param(
         {"platform_postgres_password": ""}, LIVE_CLUSTER, "platform_postgres_password is empty", id="empty-password"

@@ -1,1 +1,0 @@
-"""JobManager and TaskManager services of the stream_processing.gke platform."""

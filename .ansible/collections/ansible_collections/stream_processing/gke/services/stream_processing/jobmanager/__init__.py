@@ -1,1 +1,0 @@
-"""JobManager: REST API, resource manager and checkpoint coordinator."""

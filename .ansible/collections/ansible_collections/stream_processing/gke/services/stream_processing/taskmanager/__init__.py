@@ -1,1 +1,0 @@
-"""TaskManager: runs the tasks the JobManager assigns to its slots."""
