@@ -42,8 +42,13 @@ units: setup ## ansible-test units for plugins, pytest for everything else that 
 	tools/ansible-test.sh units --venv --python $(PYTHON_VERSION) --color no
 	$(PYTEST) services/tests/unit
 
-test: lint sanity units $(TEST_SUITES) ## Everything: lint, sanity, units and every test suite
-	@echo "make test: all suites passed (lint sanity units $(TEST_SUITES))"
+# The suites share one embedded cluster; it is stopped at the end unless it was already running.
+test: setup ## Everything: lint, sanity, units and every test suite
+	@cluster_was_up=false; \
+	$(CLUSTER_SH) status >/dev/null 2>&1 && cluster_was_up=true; \
+	trap '$$cluster_was_up || $(CLUSTER_SH) down >/dev/null 2>&1 || true' EXIT; \
+	SPG_CLUSTER_KEEP=1 $(MAKE) --no-print-directory lint sanity units $(TEST_SUITES); \
+	echo "make test: all suites passed (lint sanity units $(TEST_SUITES))"
 
 build: setup ## Build the collection tarball into build/
 	@mkdir -p build

@@ -53,7 +53,7 @@ async def _health_client(port: int, requests: int, latencies: list[float], serve
     request = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
     next_send = time.perf_counter() + interval * random.random()
     try:
-        for _ in range(requests):
+        for _request_number in range(requests):
             if interval:
                 await asyncio.sleep(max(0.0, next_send - time.perf_counter()))
                 next_send += interval
@@ -77,7 +77,7 @@ async def _health_load(port: int, clients: int, requests_per_client: int,
     server_times: list[float] = []
     started = time.perf_counter()
     await asyncio.gather(*(_health_client(port, requests_per_client, latencies, server_times, interval)
-                           for _ in range(clients)))
+                           for _client_number in range(clients)))
     return latencies, server_times, time.perf_counter() - started
 
 
@@ -142,7 +142,7 @@ def bench_failover(workdir: Path, platform_settings: dict, poll_seconds: float, 
         wait_for(lambda: platform.leads_and_serves_the_api(leader), 30, "the first leader")
         standby = platform.add_jobmanager("jm-1").start()
         timings = []
-        for _ in range(rounds):
+        for _round_number in range(rounds):
             followed = leader.name
             wait_for(lambda s=standby, f=followed: platform.get("/health", base=s.url)["leader_id"] == f, 30,
                      "the standby to follow the leader")

@@ -151,7 +151,7 @@ class CheckpointStorage:
                 with open(location.removeprefix("file://"), "rb") as handle:
                     return handle.read()
             if location.startswith("gs://"):
-                bucket_name, _, object_name = location.removeprefix("gs://").partition("/")
+                bucket_name, _separator, object_name = location.removeprefix("gs://").partition("/")
                 if bucket_name != self.bucket_name:
                     raise CheckpointStorageError(f"piece {location} is in another bucket than {self.bucket_name!r}")
                 return self._gcs_bucket().blob(object_name).download_as_bytes(timeout=self.timeout, retry=self._retry)

@@ -117,7 +117,7 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
     if role == "taskmanager" and not kafka_bootstrap:
         raise ConfigError("SP_KAFKA_BOOTSTRAP is required for the taskmanager (host:port[,host:port])")
     for broker in filter(None, kafka_bootstrap.split(",")):
-        host, _, port = broker.strip().rpartition(":")
+        host, _separator, port = broker.strip().rpartition(":")
         if not host or not port.isdigit():
             raise ConfigError(f"SP_KAFKA_BOOTSTRAP={kafka_bootstrap!r} must be a list of host:port")
     gcs_bucket = _text(env, "SP_GCS_BUCKET", "")

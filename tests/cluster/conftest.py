@@ -9,4 +9,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from tests.support.embedded_cluster import cluster_namespace, embedded_cluster  # noqa: E402, F401 (fixtures)
+from tests.support.embedded_cluster import cluster_namespace, embedded_cluster  # noqa: E402
+
+# Re-exported so pytest finds these fixtures by name in the cluster tests.
+__all__ = ["cluster_namespace", "embedded_cluster"]

@@ -404,7 +404,10 @@ cmd_up() {
         --bind-address 127.0.0.1 --secure-port "$SCHEDULER_PORT" \
         --cert-dir "$state_dir/kube-scheduler-certs" \
         --leader-elect=false --profiling=false --v=1
-    start_component kwok "$kwok" --kubeconfig "$kubeconfig" --config "$here/kwok.yml" \
+    # One kwok config file per upstream stage/metric: kwok merges every --config it is given.
+    local kwok_config kwok_config_args=()
+    for kwok_config in "$here"/kwok/*.yml; do kwok_config_args+=(--config "$kwok_config"); done
+    start_component kwok "$kwok" --kubeconfig "$kubeconfig" "${kwok_config_args[@]}" \
         --manage-all-nodes=true --node-ip 127.0.0.1 --node-port "$KWOK_PORT" \
         --server-address "127.0.0.1:$KWOK_PORT" \
         --tls-cert-file "$pki_dir/serving.crt" --tls-private-key-file "$pki_dir/serving.key" \

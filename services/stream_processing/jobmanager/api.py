@@ -152,9 +152,10 @@ def create_app(config: Config, service: JobManagerService | None = None) -> bott
         registration = body("TaskManagerRegistration")
         with service.lock:
             created = service.resources.register(registration["id"], registration["slots"])
-        return json_response(201 if created else 200, {"taskmanager_id": registration["id"],
-                                                        "heartbeat_interval_seconds":
-                                                            config.heartbeat_interval_seconds})
+        return json_response(
+            201 if created else 200,
+            {"taskmanager_id": registration["id"], "heartbeat_interval_seconds": config.heartbeat_interval_seconds},
+        )
 
     @app.delete("/api/v1/taskmanagers/<taskmanager_id>")
     def deregister_taskmanager(taskmanager_id):

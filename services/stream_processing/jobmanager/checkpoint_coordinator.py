@@ -174,8 +174,9 @@ class CheckpointCoordinator:
             self.store.fail_checkpoint(connection, pending.job_id, pending.checkpoint_id, reason)
         del self.pending[pending.job_id]
         self.failed_total.inc()
-        log.warning("checkpoint failed: %s", reason, extra={"job_id": pending.job_id,
-                                                              "checkpoint_id": pending.checkpoint_id})
+        log.warning(
+            "checkpoint failed: %s", reason, extra={"job_id": pending.job_id, "checkpoint_id": pending.checkpoint_id}
+        )
 
     # Reports ----------------------------------------------------------------------------------------
     def accept_reports(self, taskmanager_id: str, reports: list[dict], jobs: dict[str, Job]) -> None:

@@ -29,7 +29,7 @@ def migration_files() -> list[tuple[int, str, str]]:
     found = []
     for entry in resources.files(MIGRATIONS_PACKAGE).iterdir():
         if entry.name.endswith(".sql"):
-            version, _, name = entry.name.removesuffix(".sql").partition("_")
+            version, _separator, name = entry.name.removesuffix(".sql").partition("_")
             found.append((int(version), name, entry.read_text()))
     return sorted(found)
 

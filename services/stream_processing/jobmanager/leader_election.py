@@ -170,8 +170,8 @@ class LeaderElection:
             " FROM jobmanager_leader"
         ).fetchone()
         leader = Leader(*row) if row else None
-        if leader and (self.leader is None or (leader.leader_id, leader.term) != (self.leader.leader_id,
-                                                                                self.leader.term)):
+        previous = self.leader
+        if leader and (previous is None or (leader.leader_id, leader.term) != (previous.leader_id, previous.term)):
             log.info("following leader", extra={"leader_id": leader.leader_id, "leader_url": leader.url,
                                                 "term": leader.term})
         self.leader = leader

@@ -147,8 +147,9 @@ SCHEMAS = {
     "Job": {
         "type": "object",
         "properties": {
-            "job_id": JOB_ID, "name": {"type": "string"}, "state": {"enum": ["scheduled", "running", "restarting",
-                                                                               "cancelled"]},
+            "job_id": JOB_ID,
+            "name": {"type": "string"},
+            "state": {"enum": ["scheduled", "running", "restarting", "cancelled"]},
             "parallelism": {"type": "integer"}, "restarts": COUNT, "spec": _ref("JobSubmission"),
             "created_at": {"type": "string", "format": "date-time"},
             "last_completed_checkpoint_id": {"type": ["integer", "null"]},
@@ -161,9 +162,14 @@ SCHEMAS = {
         "properties": {
             "status": {"enum": ["healthy", "degraded", "unhealthy", "shutting_down"]},
             "timestamp": {"type": "string", "format": "date-time"},
-            "checks": {"type": "object", "additionalProperties": {
-                "type": "object", "required": ["status"], "properties": {"status": {"enum": ["ok", "degraded",
-                                                                                              "failing"]}}}},
+            "checks": {
+                "type": "object",
+                "additionalProperties": {
+                    "type": "object",
+                    "required": ["status"],
+                    "properties": {"status": {"enum": ["ok", "degraded", "failing"]}},
+                },
+            },
         },
     },
 }

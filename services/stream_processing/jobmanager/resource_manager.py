@@ -239,7 +239,7 @@ class ResourceManager:
 
     def _release(self, tasks: list[tuple[Job, Task]], reason: str, removed_taskmanagers=()) -> None:
         now = time.monotonic()
-        jobs = {job.job_id: job for job, _ in tasks}
+        jobs = {job.job_id: job for job, _task in tasks}
         with self.store.transaction() as connection:
             for tm_id in removed_taskmanagers:
                 self.store.delete_taskmanager(connection, tm_id)

@@ -121,7 +121,7 @@ class TaskManagerService:
     # Checkpoint storage upkeep --------------------------------------------------------------------
     def _local_pieces(self):
         root = self.config.checkpoint_dir
-        for directory, _, files in os.walk(root):
+        for directory, _subdirectories, files in os.walk(root):
             for name in files:
                 path = os.path.join(directory, name)
                 match = _LOCAL_PIECE.fullmatch(os.path.relpath(path, root))

@@ -370,12 +370,12 @@ class TaskExecutor:
 
     def job_ids(self) -> set[str]:
         with self._lock:
-            return {job_id for job_id, _ in self.runners}
+            return {job_id for job_id, _task_index in self.runners}
 
     def checkpointed_through(self, job_id: str) -> int:
         """Lowest checkpoint id every task of the job on this TaskManager has snapshotted."""
         with self._lock:
-            ids = [r.progress.last_checkpoint_id for (j, _), r in self.runners.items() if j == job_id]
+            ids = [r.progress.last_checkpoint_id for (j, _task_index), r in self.runners.items() if j == job_id]
         return min(ids, default=0)
 
     def has_unsent_reports(self) -> bool:

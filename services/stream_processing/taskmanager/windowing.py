@@ -105,7 +105,7 @@ class TumblingWindowAggregator:
             (item for item in self.windows.items() if item[0][0] + self.size_ms <= watermark),
             key=lambda item: (item[0][0], str(item[0][1])),
         )
-        for window_key, _ in closed:
+        for window_key, _count_and_sum in closed:
             del self.windows[window_key]
         if self.emitted_until is None or watermark > self.emitted_until:
             self.emitted_until = watermark - watermark % self.size_ms

@@ -1,5 +1,5 @@
-from platform_fixtures import make_platform, topics  # noqa: F401 - pytest finds fixtures by name
-from tests.support.fixtures import (  # noqa: F401 - pytest finds fixtures by name
+from platform_fixtures import make_platform, topics
+from tests.support.fixtures import (
     gcs_bucket,
     gcs_emulator,
     isolated_gcs_emulator,
@@ -7,3 +7,15 @@ from tests.support.fixtures import (  # noqa: F401 - pytest finds fixtures by na
     postgres_database,
     postgres_server,
 )
+
+# Re-exported so pytest finds these fixtures by name in the integration tests.
+__all__ = [
+    "gcs_bucket",
+    "gcs_emulator",
+    "isolated_gcs_emulator",
+    "kafka_broker",
+    "make_platform",
+    "postgres_database",
+    "postgres_server",
+    "topics",
+]

@@ -74,7 +74,7 @@ def test_migrations_run_once_in_a_versioned_transaction(postgres_server, postgre
 
 
 def test_health_is_200_when_started_with_every_check(started):
-    client, _, _ = started
+    client = started[0]
     body = client.get("/health").json
     assert body["status"] == "healthy"
     assert {name: check["status"] for name, check in body["checks"].items()} == {
@@ -108,7 +108,7 @@ def test_jobs_are_submitted_listed_fetched_and_cancelled(started):
 
 
 def test_rejected_input_writes_nothing(started):
-    client, _, database = started
+    client, _service, database = started
     bad = {**JOB, "operators": [{"type": "map", "fields": {"a": "b"}}, {"type": "filter", "field": "x"}]}
     client.post_json("/api/v1/jobs", bad, status=400)
     client.post("/api/v1/jobs", b'{"name": "x", ' + b" " * 2_000_000 + b"}", content_type="application/json",
@@ -143,7 +143,7 @@ def test_registered_taskmanager_gets_tasks_and_is_declared_lost_without_heartbea
 
 
 def test_database_outage_is_503_on_health_and_writes_without_partial_state(started, postgres_server):
-    client, service, _ = started
+    client, service, _database = started
     postgres_server.stop()
     try:
         eventually(lambda: client.get("/health", expect_errors=True).status_int == 503)
@@ -163,8 +163,9 @@ def test_database_outage_is_503_on_health_and_writes_without_partial_state(start
     client.post_json("/api/v1/jobs", JOB, status=201)
 
 
-def test_missing_bucket_is_a_clear_warning_and_a_degraded_health(tmp_path, postgres_server, postgres_database,
-                                                                  gcs_emulator, monkeypatch, caplog):
+def test_missing_bucket_is_a_clear_warning_and_a_degraded_health(
+    tmp_path, postgres_server, postgres_database, gcs_emulator, monkeypatch, caplog
+):
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator.endpoint)
     if not gcs_emulator.running:
         gcs_emulator.start()

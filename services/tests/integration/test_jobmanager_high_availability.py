@@ -109,8 +109,9 @@ def test_standby_forwards_the_api_and_takes_over_a_running_job_when_the_leader_i
     assert_exact_results(reader, job_id, events, platform)
 
 
-def test_leader_sigterm_releases_leadership_to_the_standby_at_once(make_platform, postgres_server,
-                                                                  postgres_database, record_property):
+def test_leader_sigterm_releases_leadership_to_the_standby_at_once(
+    make_platform, postgres_server, postgres_database, record_property
+):
     platform = make_platform(SP_LEADER_POLL_SECONDS="0.25")
     leader, standby = start_pair(platform)
     platform.jobmanager_url = standby.url

@@ -18,6 +18,7 @@ from platform_harness import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
+
 def test_lost_taskmanager_is_rescheduled_and_restored_without_losing_windows(make_platform, topics, kafka_broker):
     source, sink, reader = topics
     platform = make_platform().start(taskmanagers=3)
@@ -80,8 +81,11 @@ def test_gcs_outage_degrades_to_local_checkpoints_and_recovers(make_platform, to
     health = platform.session.get(f"{platform.jobmanager_url}/health", timeout=5)
     assert health.status_code == 200
     storage_check = health.json()["checks"]["checkpoint_storage"]
-    assert (health.json()["status"], storage_check["status"], storage_check["mode"]) == ("degraded", "degraded",
-                                                                                          "local")
+    assert (health.json()["status"], storage_check["status"], storage_check["mode"]) == (
+        "degraded",
+        "degraded",
+        "local",
+    )
     assert platform.metric("sp_checkpoint_local_fallbacks_total") >= 3
     assert platform.metric("sp_checkpoint_storage_degraded") == 1
     taskmanager = platform.taskmanagers["tm-0"].url

@@ -119,6 +119,6 @@ def test_requested_checkpoint_only_for_tasks_that_have_not_reported(tmp_path):
 
 
 def test_migrations_are_numbered_without_gaps():
-    versions = [version for version, _, _ in migration_files()]
+    versions = [version for version, _name, _sql in migration_files()]
     assert versions == list(range(1, len(versions) + 1))
-    assert all(sql.strip() for _, _, sql in migration_files())
+    assert all(sql.strip() for _version, _name, sql in migration_files())

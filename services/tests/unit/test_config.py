@@ -96,7 +96,7 @@ def test_bad_high_availability_settings_fail_naming_the_variable(env, message):
 
 def test_the_service_refuses_to_start_naming_the_bad_variable():
     result = subprocess.run(
-        [sys.executable, "-m", "stream_processing"], capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "stream_processing"], capture_output=True, text=True, timeout=60, check=False,
         env={"SP_ROLE": "taskmanager", "SP_KAFKA_BOOTSTRAP": "kafka:9092", "SP_JOBMANAGER_URL": "http://jm:8081",
              "SP_TASKMANAGER_SLOTS": "many"},
     )

@@ -19,7 +19,7 @@ def make_client(tmp_path):
 
 
 def test_health_is_503_without_a_jobmanager_and_reports_local_storage(tmp_path):
-    client, _ = make_client(tmp_path)
+    client, _service = make_client(tmp_path)
     body = client.get("/health", status=503).json
     assert body["checks"]["jobmanager_connection"]["status"] == "failing"
     # Without SP_GCS_BUCKET local storage is the configuration, not a degradation.
@@ -30,7 +30,7 @@ def test_health_is_503_without_a_jobmanager_and_reports_local_storage(tmp_path):
 
 
 def test_metrics_cover_tasks_checkpoints_and_requests(tmp_path):
-    client, _ = make_client(tmp_path)
+    client, _service = make_client(tmp_path)
     client.get("/health/live")
     text = client.get("/metrics").text
     for family in ("sp_tasks_running 0.0", "sp_task_records_in_total 0.0", "sp_checkpoint_local_fallbacks_total 0.0",

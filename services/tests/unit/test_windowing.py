@@ -92,6 +92,10 @@ def test_idle_partitions_stop_holding_back_the_watermark():
 
 
 def test_result_record_has_count_and_optional_sum():
-    assert WindowResult(0, 10, "k", 2, None).as_record() == {"window_start": 0, "window_end": 10, "key": "k",
-                                                              "count": 2}
+    assert WindowResult(0, 10, "k", 2, None).as_record() == {
+        "window_start": 0,
+        "window_end": 10,
+        "key": "k",
+        "count": 2,
+    }
     assert WindowResult(0, 10, "k", 2, 7).as_record()["sum"] == 7
