@@ -97,10 +97,18 @@ def test_rerun_changes_nothing(deployed):
 
 def test_check_diff_shows_a_change_and_applies_nothing(deployed):
     cluster = deployed[0]
-    result = run_playbook(cluster, "deploy.yml", "--check", "--diff", "-e", "platform_log_level=DEBUG")
+    result = run_playbook(
+        cluster, "deploy.yml", "--check", "--diff", "-e", "platform_log_level=DEBUG",
+        "-e", "platform_jobmanager_hpa_max_replicas=6",
+    )
     assert result.returncode == 0, result.stdout[-5000:]
-    assert recap(result)["changed"] >= 1
+    assert recap(result)["changed"] >= 2
     assert re.search(r'^\+\s+"?SP_LOG_LEVEL"?: "?DEBUG', result.stdout, re.MULTILINE), result.stdout[-5000:]
+    # A step with several objects (PDBs and HPA) shows the changed field of the object it changes.
+    assert '"HorizontalPodAutoscaler/jobmanager-hpa:"' in result.stdout, result.stdout[-5000:]
+    assert re.search(r'"\+\s+maxReplicas: 6"', result.stdout), result.stdout[-5000:]
+    hpa = cluster.get_json("hpa", "jobmanager-hpa", "--namespace", NAMESPACE)
+    assert hpa["spec"]["maxReplicas"] == 5
     config_map = cluster.get_json("configmap", "stream-processing-config", "--namespace", NAMESPACE)
     assert config_map["data"]["SP_LOG_LEVEL"] == "INFO"
 
