@@ -30,10 +30,10 @@ collection-link: setup
 	@mkdir -p build/collections/ansible_collections/stream_processing
 	@ln -sfn $(CURDIR) build/collections/ansible_collections/stream_processing/gke
 
+# ANSIBLE_HOME keeps ansible-lint's copy of this collection inside the (ignored) project .ansible/.
 lint: setup collection-link ## ansible-lint (production profile), yamllint and ruff
 	yamllint --strict .
 	ruff check .
-	# ANSIBLE_HOME keeps ansible-lint's copy of this collection inside the (ignored) project .ansible/.
 	ANSIBLE_HOME=$(CURDIR)/.ansible ansible-lint --profile production
 
 sanity: setup ## ansible-test sanity (offline, from a copy under ansible_collections/)
