@@ -13,7 +13,7 @@ import re
 import time
 import traceback
 
-from ansible.module_utils.basic import env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
 try:
     import google.auth
@@ -118,6 +118,16 @@ def build_argument_spec(*extra_specs):
     for extra in extra_specs:
         spec.update(extra)
     return spec
+
+
+def gcp_module(*extra_specs):
+    """Build an AnsibleModule from the shared auth options plus the module's own, with check mode."""
+    return AnsibleModule(
+        argument_spec=build_argument_spec(*extra_specs),
+        mutually_exclusive=GCP_AUTH_MUTUALLY_EXCLUSIVE,
+        required_if=GCP_AUTH_REQUIRED_IF,
+        supports_check_mode=True,
+    )
 
 
 def validate_auth_params(params, apis):

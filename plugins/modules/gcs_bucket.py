@@ -159,19 +159,16 @@ diff:
   sample: {before: {exists: true, versioning: false}, after: {exists: true, versioning: true}}
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stream_processing.gke.plugins.module_utils.gcp_bucket_manager import BucketManager
 from ansible_collections.stream_processing.gke.plugins.module_utils.gcp_client import (
-    GCP_AUTH_MUTUALLY_EXCLUSIVE,
-    GCP_AUTH_REQUIRED_IF,
     GCP_STORAGE_ARG_SPEC,
-    build_argument_spec,
+    gcp_module,
 )
 from ansible_collections.stream_processing.gke.plugins.module_utils.gcp_storage_buckets import STORAGE_CLASSES
 
 
 def main():
-    argument_spec = build_argument_spec(
+    module = gcp_module(
         GCP_STORAGE_ARG_SPEC,
         dict(
             name=dict(type="str", required=True),
@@ -185,12 +182,6 @@ def main():
             lifecycle_rules=dict(type="list", elements="dict"),
             force=dict(type="bool", default=False),
         ),
-    )
-    module = AnsibleModule(
-        argument_spec=argument_spec,
-        mutually_exclusive=GCP_AUTH_MUTUALLY_EXCLUSIVE,
-        required_if=GCP_AUTH_REQUIRED_IF,
-        supports_check_mode=True,
     )
     BucketManager(module).run()
 

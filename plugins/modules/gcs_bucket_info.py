@@ -168,31 +168,22 @@ can_write_objects:
   sample: false
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stream_processing.gke.plugins.module_utils.gcp_bucket_manager import run_bucket_info
 from ansible_collections.stream_processing.gke.plugins.module_utils.gcp_client import (
-    GCP_AUTH_MUTUALLY_EXCLUSIVE,
-    GCP_AUTH_REQUIRED_IF,
     GCP_STORAGE_ARG_SPEC,
-    build_argument_spec,
+    gcp_module,
 )
 from ansible_collections.stream_processing.gke.plugins.module_utils.gcp_storage_buckets import OBJECT_PERMISSIONS
 
 
 def main():
-    argument_spec = build_argument_spec(
+    module = gcp_module(
         GCP_STORAGE_ARG_SPEC,
         dict(
             name=dict(type="str", required=True),
             warn_if_missing=dict(type="bool", default=True),
             permissions=dict(type="list", elements="str", default=OBJECT_PERMISSIONS),
         ),
-    )
-    module = AnsibleModule(
-        argument_spec=argument_spec,
-        mutually_exclusive=GCP_AUTH_MUTUALLY_EXCLUSIVE,
-        required_if=GCP_AUTH_REQUIRED_IF,
-        supports_check_mode=True,
     )
     run_bucket_info(module)
 

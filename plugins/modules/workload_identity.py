@@ -218,12 +218,9 @@ diff:
         - "serviceAccount:acme-prod.svc.id.goog[stream-processing/stream-processing-sa]"
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stream_processing.gke.plugins.module_utils.gcp_client import (
-    GCP_AUTH_MUTUALLY_EXCLUSIVE,
-    GCP_AUTH_REQUIRED_IF,
     GCP_IAM_ARG_SPEC,
-    build_argument_spec,
+    gcp_module,
 )
 from ansible_collections.stream_processing.gke.plugins.module_utils.gcp_kubernetes_sa import KUBERNETES_AUTH_ARG_SPEC
 from ansible_collections.stream_processing.gke.plugins.module_utils.gcp_workload_identity import (
@@ -232,7 +229,7 @@ from ansible_collections.stream_processing.gke.plugins.module_utils.gcp_workload
 
 
 def main():
-    argument_spec = build_argument_spec(
+    module = gcp_module(
         GCP_IAM_ARG_SPEC,
         KUBERNETES_AUTH_ARG_SPEC,
         dict(
@@ -248,12 +245,6 @@ def main():
             create_ksa=dict(type="bool", default=False),
             conflict_retries=dict(type="int", default=5),
         ),
-    )
-    module = AnsibleModule(
-        argument_spec=argument_spec,
-        mutually_exclusive=GCP_AUTH_MUTUALLY_EXCLUSIVE,
-        required_if=GCP_AUTH_REQUIRED_IF,
-        supports_check_mode=True,
     )
     WorkloadIdentityManager(module).run()
 
