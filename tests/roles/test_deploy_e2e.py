@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -167,6 +168,65 @@ def test_bad_configuration_fails_before_anything_is_applied(embedded_cluster, ex
     assert stats["changed"] == 0
     found = embedded_cluster.kubectl("get", "namespace", BAD_NAMESPACE, "--ignore-not-found", "-o", "name")
     assert found.stdout.strip() == "", "a failed preflight must leave nothing behind"
+
+
+# kwok keeps a pod with this annotation Terminating for the given time, like a kubelet's grace period.
+TERMINATING_DELAY_ANNOTATION = "pod-delete.stage.kwok.x-k8s.io/delay"
+PLATFORM_PODS = "app.kubernetes.io/part-of=stream-processing"
+
+
+def wait_for(condition, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def test_drain_succeeds_once_then_the_taskmanager_pdb_blocks_a_second(deployed):
+    cluster = deployed[0]
+
+    def ready(kind, name):
+        status = cluster.get_json(kind, name, "--namespace", NAMESPACE).get("status", {})
+        return status.get("readyReplicas", 0)
+
+    # The JobManager PDB (minAvailable 1) allows a drain only once the HPA has reached its minimum of 2.
+    wait_for(lambda: ready("deployment", "jobmanager") >= 2, 120, "2 ready JobManagers")
+    wait_for(lambda: ready("statefulset", "taskmanager") == 3, 120, "3 ready TaskManagers")
+    def pod_metadata(name):
+        return cluster.get_json("pod", name, "--namespace", NAMESPACE)["metadata"]
+
+    pods = cluster.get_json("pods", "--namespace", NAMESPACE, "-l", "app.kubernetes.io/name=taskmanager")["items"]
+    taskmanagers = {pod["metadata"]["name"]: pod["spec"]["nodeName"] for pod in pods}
+    assert len(set(taskmanagers.values())) == 3, f"TaskManagers are not spread over the nodes: {taskmanagers}"
+    first_node, second_node = taskmanagers["taskmanager-0"], taskmanagers["taskmanager-1"]
+    # The evicted TaskManager stays Terminating, so the StatefulSet is one replica short meanwhile.
+    cluster.kubectl("annotate", "pod", "taskmanager-0", f"{TERMINATING_DELAY_ANNOTATION}=30s", "--namespace", NAMESPACE)
+
+    drain_args = ("--pod-selector", PLATFORM_PODS, "--ignore-daemonsets", "--delete-emptydir-data")
+    try:
+        first = subprocess.Popen(
+            ["kubectl", "--kubeconfig", str(cluster.kubeconfig), "drain", first_node, *drain_args, "--timeout=120s"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        wait_for(
+            lambda: pod_metadata("taskmanager-0").get("deletionTimestamp"),
+            60,
+            "the first drain to evict taskmanager-0",
+        )
+        second = cluster.kubectl("drain", second_node, *drain_args, "--timeout=10s", check=False, timeout=60)
+        first_out, first_err = first.communicate(timeout=180)
+    finally:
+        for node in (first_node, second_node):
+            cluster.kubectl("uncordon", node)
+    assert first.returncode == 0, first_out + first_err
+    assert second.returncode != 0, second.stdout
+    assert "violate the pod's disruption budget" in second.stderr, second.stderr
+    assert "taskmanager-1" in second.stderr, second.stderr
+    assert pod_metadata("taskmanager-1").get("deletionTimestamp") is None
+    wait_for(lambda: ready("statefulset", "taskmanager") == 3, 120, "the TaskManagers to be whole again")
 
 
 def test_teardown_keeps_claims_unless_asked(deployed):
