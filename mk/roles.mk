@@ -19,10 +19,11 @@ deploy: collection-link $(if $(deploy_is_local),cluster-up) ## Deploy the platfo
 teardown: collection-link ## Remove what deploy created; PVCs kept unless DEPLOY_ARGS="-e teardown_delete_pvcs=true"
 	ansible-playbook playbooks/teardown.yml -i $(DEPLOY_INVENTORY) $(DEPLOY_VAULT_ARGS) $(DEPLOY_ARGS)
 
+# molecule copies this collection into ANSIBLE_HOME; keep that copy in the ignored project .ansible/.
 # SCENARIO=<name> runs one scenario (a folder of extensions/molecule) instead of all of them.
 SCENARIO ?=
 molecule: collection-link cluster-up ## Every molecule scenario (extensions/molecule), or SCENARIO=<name>; each in its own namespace
-	molecule test $(if $(SCENARIO),--scenario-name $(SCENARIO),--all) $(MOLECULE_ARGS)
+	ANSIBLE_HOME=$(CURDIR)/.ansible molecule test $(if $(SCENARIO),--scenario-name $(SCENARIO),--all) $(MOLECULE_ARGS)
 
 test-roles: molecule ## Molecule, then end-to-end deploy checks: check/diff, bad configs, secrets, teardown
 	$(PYTEST) tests/roles
