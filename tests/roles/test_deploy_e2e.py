@@ -195,6 +195,7 @@ def test_drain_succeeds_once_then_the_taskmanager_pdb_blocks_a_second(deployed):
     # The JobManager PDB (minAvailable 1) allows a drain only once the HPA has reached its minimum of 2.
     wait_for(lambda: ready("deployment", "jobmanager") >= 2, 120, "2 ready JobManagers")
     wait_for(lambda: ready("statefulset", "taskmanager") == 3, 120, "3 ready TaskManagers")
+
     def pod_metadata(name):
         return cluster.get_json("pod", name, "--namespace", NAMESPACE)["metadata"]
 
