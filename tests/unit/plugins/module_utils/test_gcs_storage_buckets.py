@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from ansible_collections.stream_processing.gke.plugins.module_utils.gcp_client import GcpParameterError
 from ansible_collections.stream_processing.gke.plugins.module_utils.gcp_storage_buckets import (
+    MANAGED_PROPERTIES,
     OBJECT_PERMISSIONS,
     bucket_facts,
     check_changes_allowed,
@@ -30,17 +31,7 @@ RESOURCE = {
 
 
 def desired(**values):
-    base = dict.fromkeys(
-        (
-            "location",
-            "storage_class",
-            "versioning",
-            "uniform_bucket_level_access",
-            "retention_period",
-            "labels",
-            "lifecycle_rules",
-        )
-    )
+    base = dict.fromkeys(MANAGED_PROPERTIES)
     base.update(values)
     return base
 
