@@ -6,7 +6,7 @@
 # Usage: tools/go-build.sh COMPONENT
 #   COMPONENT: kubernetes (all three control-plane binaries), kube-apiserver,
 #              kube-controller-manager, kube-scheduler, etcd, kwok, kwokctl, metrics-server,
-#              fake-gcs-server, promtool
+#              fake-gcs-server, promtool, httpload (the project's own HTTP load generator)
 # Cache:     ${SPG_CACHE_DIR:-$HOME/.cache/stream-processing-gke}/bin/<component>-<version>/
 # Go:        go on PATH, else /usr/local/go/bin/go, or the binary named by $GO
 set -euo pipefail
@@ -51,6 +51,10 @@ case "$requested" in
         component=promtool version="$PROMETHEUS_VERSION" kind=module
         packages=(github.com/prometheus/prometheus/cmd/promtool) binaries=(promtool)
         pinned_module="github.com/prometheus/prometheus $PROMETHEUS_VERSION"
+        ;;
+    httpload)
+        # Source in tools/gomod/httpload (standard library only); rebuilt when main.go changes.
+        component=httpload version=local kind=module packages=(.) binaries=(httpload) pinned_module=""
         ;;
     kwok | kwokctl)
         component="$requested" version="$KWOK_VERSION" kind=install binaries=("$requested")
@@ -97,7 +101,8 @@ build_tags=notest
 build_key() {
     local files=()
     if [[ $kind == module ]]; then
-        files=("$module_dir"/go.mod "$module_dir"/go.sum)
+        files=("$module_dir"/go.mod)
+        [[ -f "$module_dir/go.sum" ]] && files+=("$module_dir/go.sum")
         [[ -f "$module_dir/main.go" ]] && files+=("$module_dir/main.go")
     fi
     {
@@ -132,7 +137,8 @@ export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local
 
 if [[ $kind == module ]]; then
     [[ -f "$module_dir/go.mod" ]] || die "wrapper module $module_dir/go.mod is missing"
-    grep -qE "^[[:space:]]*(require[[:space:]]+)?${pinned_module// /[[:space:]]+}([[:space:]]|$)" "$module_dir/go.mod" ||
+    [[ -z "$pinned_module" ]] ||
+        grep -qE "^[[:space:]]*(require[[:space:]]+)?${pinned_module// /[[:space:]]+}([[:space:]]|$)" "$module_dir/go.mod" ||
         die "$module_dir/go.mod does not require '$pinned_module' as tools/versions.env pins it; update the wrapper module"
 fi
 

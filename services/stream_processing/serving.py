@@ -47,7 +47,9 @@ def serve(app, config, service) -> None:
         log.info("received %s; draining", signal.Signals(signum).name)
         threading.Thread(target=stop_gracefully, name="shutdown", daemon=True).start()
 
-    # SIGINT keeps Python's default: interrupt_main() relies on it to raise KeyboardInterrupt in the loop.
+    # interrupt_main() raises KeyboardInterrupt in the loop only while SIGINT has Python's handler; a
+    # process started with SIGINT ignored (a background job of a shell script) would never stop.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, on_sigterm)
     log.info("listening", extra={"host": config.http_host, "port": server.effective_port, "role": config.role})
     server.run()  # returns once interrupt_main() raises KeyboardInterrupt in the loop

@@ -1,0 +1,3 @@
+module stream-processing-gke/tools/httpload
+
+go 1.24
