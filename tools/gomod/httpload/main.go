@@ -3,8 +3,10 @@
 //
 // Closed loop (-rate 0): each client sends its next request as soon as it has the answer, so the
 // latency includes queueing behind the other clients (Little's law: p50 ~ clients / throughput).
-// Open loop (-rate R): R requests/s in all, spread evenly over the clients, each request timed from
-// when it was due to be sent, so a stalled server is not hidden by delayed sends.
+// Open loop (-rate R): R requests/s in all, spread evenly over the clients. Each request is timed
+// from when it was written; how late it was written against its schedule (timer overshoot, or a
+// previous answer on the same connection still outstanding) is reported as send_lag, so a stalled
+// server cannot hide behind delayed sends.
 package main
 
 import (
@@ -33,6 +35,8 @@ type result struct {
 	P90Ms          float64        `json:"p90_ms"`
 	P99Ms          float64        `json:"p99_ms"`
 	MaxMs          float64        `json:"max_ms"`
+	SendLagP50Ms   float64        `json:"send_lag_p50_ms"`
+	SendLagP99Ms   float64        `json:"send_lag_p99_ms"`
 	ServerP50Ms    float64        `json:"server_p50_ms,omitempty"`
 	ServerP99Ms    float64        `json:"server_p99_ms,omitempty"`
 	StatusCounts   map[string]int `json:"status_counts"`
@@ -40,6 +44,7 @@ type result struct {
 
 type sample struct {
 	latency time.Duration
+	lag     time.Duration
 	server  float64 // ms from the Server-Timing header, -1 when absent
 	status  int
 }
@@ -105,6 +110,7 @@ func main() {
 				if due.After(end) {
 					return
 				}
+				sent := time.Now()
 				if _, err := conn.Write(request); err != nil {
 					localErrors++
 					return
@@ -122,7 +128,7 @@ func main() {
 					return
 				}
 				if !due.Before(measureFrom) {
-					local = append(local, sample{done.Sub(due), serverTiming(response.Header.Get("Server-Timing")), response.StatusCode})
+					local = append(local, sample{done.Sub(sent), sent.Sub(due), serverTiming(response.Header.Get("Server-Timing")), response.StatusCode})
 				}
 				if interval > 0 {
 					due = due.Add(interval)
@@ -141,9 +147,11 @@ func main() {
 		out.Mode = fmt.Sprintf("open loop at %.0f req/s", *rate)
 	}
 	latencies := make([]float64, len(samples))
+	lags := make([]float64, len(samples))
 	var server []float64
 	for i, s := range samples {
 		latencies[i] = float64(s.latency) / float64(time.Millisecond)
+		lags[i] = float64(s.lag) / float64(time.Millisecond)
 		if s.server >= 0 {
 			server = append(server, s.server)
 		}
@@ -152,6 +160,8 @@ func main() {
 	sort.Float64s(latencies)
 	out.P50Ms, out.P90Ms, out.P99Ms = percentile(latencies, .5), percentile(latencies, .9), percentile(latencies, .99)
 	out.MaxMs = latencies[len(latencies)-1]
+	sort.Float64s(lags)
+	out.SendLagP50Ms, out.SendLagP99Ms = percentile(lags, .5), percentile(lags, .99)
 	if len(server) > 0 {
 		sort.Float64s(server)
 		out.ServerP50Ms, out.ServerP99Ms = percentile(server, .5), percentile(server, .99)
