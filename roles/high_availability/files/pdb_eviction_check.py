@@ -1,7 +1,7 @@
 """Shows that a PodDisruptionBudget refuses an eviction that would break it.
 
-Evicts (really, or as a server-side dry run) the pods the budget still allows and one more, all at
-once as a drain does, and expects the API server to refuse exactly one of them with 429. A replacement pod that
+Evicts (really, or as a server-side dry run) the pods the budget still allows, then asks at once
+for one more eviction and expects the API server to refuse it with 429. A replacement pod that
 becomes ready in between legitimately raises the budget again (on the simulated cluster that takes
 a fraction of a second), so an accepted extra eviction is retried after the workload recovered, up
 to --attempts times. A dry run can only show a refusal when the budget already allows nothing.
@@ -14,7 +14,6 @@ import argparse
 import json
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
@@ -28,7 +27,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--kubeconfig", default="", help="empty: KUBECONFIG or ~/.kube/config")
     parser.add_argument("--context", default="")
     parser.add_argument("--recover-timeout", type=float, default=300.0)
-    parser.add_argument("--attempts", type=int, default=3)
+    parser.add_argument("--attempts", type=int, default=5)
     return parser.parse_args(argv)
 
 
@@ -106,18 +105,13 @@ def main(argv: list[str]) -> int:
         return 1
     report["attempts"] = []
     for _attempt in range(args.attempts):
-        # All at once, as a drain does: the API server serialises them on the budget, so exactly `allowed`
-        # succeed unless a replacement becomes ready within those few milliseconds.
-        names = [pod.metadata.name for pod in pods[: allowed + 1]]
-        with ThreadPoolExecutor(max_workers=len(names)) as executor:
-            answers = list(executor.map(lambda name: evict(core, args.namespace, name, dry_run), names))
-        answered = dict(zip(names, answers, strict=True))
-        accepted = [name for name, (code, _text) in answered.items() if code == 201]
-        refused, status, message = None, 201, ""
-        for name, (code, text) in answered.items():
-            if code != 201:
-                refused, status, message = name, code, text
+        accepted, refused, status, message = [], None, 201, ""
+        for pod in pods[: allowed + 1]:
+            status, message = evict(core, args.namespace, pod.metadata.name, dry_run)
+            if status != 201:
+                refused = pod.metadata.name
                 break
+            accepted.append(pod.metadata.name)
         report["attempts"].append({"accepted": accepted, "refused": refused, "status": status, "message": message})
         report.update(accepted=accepted, refused=refused, refusal_status=status, refusal_message=message)
         if accepted and not wait_recovered(policy, args, len(pods)):
