@@ -114,6 +114,35 @@ def test_check_diff_shows_a_change_and_applies_nothing(deployed):
     assert config_map["data"]["SP_LOG_LEVEL"] == "INFO"
 
 
+def test_a_changed_setting_rolls_the_pods_that_read_it(deployed):
+    cluster = deployed[0]
+    annotation = "checksum/config"
+
+    def template_checksums():
+        return {
+            f"{kind}/{name}": cluster.get_json(kind, name, "--namespace", NAMESPACE)["spec"]["template"]["metadata"][
+                "annotations"
+            ][annotation]
+            for kind, name in (("deployment", "jobmanager"), ("statefulset", "taskmanager"))
+        }
+
+    before = template_checksums()
+    result = run_playbook(cluster, "deploy.yml", "-e", "platform_log_level=DEBUG")
+    assert result.returncode == 0, result.stdout[-5000:]
+    after = template_checksums()
+    assert all(after[workload] != before[workload] for workload in before), (before, after)
+    assert len(set(after.values())) == 1, after
+    # The apply waited for the rollouts: every live JobManager and TaskManager pod is a new one.
+    pods = [
+        pod
+        for pod in objects(cluster, "pods")
+        if pod["metadata"]["name"].startswith(("jobmanager-", "taskmanager-"))
+        and "deletionTimestamp" not in pod["metadata"]
+    ]
+    assert len(pods) == 5, [pod["metadata"]["name"] for pod in pods]
+    assert {pod["metadata"]["annotations"][annotation] for pod in pods} == set(after.values())
+
+
 def test_password_never_appears_in_output(deployed):
     cluster = deployed[0]
     forms = {LOCAL_PASSWORD, NEW_PASSWORD}

@@ -330,6 +330,22 @@ cmd_up() {
         log "found a partly running cluster; stopping it before a fresh start"
         stop_all
     fi
+    local attempt
+    for attempt in 1 2; do
+        if (start_cluster); then return 0; fi
+        # free_port only finds a port free for a moment; another process may bind it first.
+        if ((attempt == 1)) && grep -qs 'address already in use' "$log_dir"/*.log; then
+            rm -rf "$state_dir/logs.failed" && mv "$log_dir" "$state_dir/logs.failed"
+            log "a component's port was taken before it could bind it (logs kept in $state_dir/logs.failed);" \
+                "starting again on new ports"
+            continue
+        fi
+        return 1
+    done
+}
+
+# start_cluster: the processes, on ports picked now; run in a subshell (fail_start exits).
+start_cluster() {
     local started=$SECONDS etcd apiserver controller_manager scheduler kwok metrics_server
     etcd="$(binary etcd)"
     apiserver="$(binary kube-apiserver)"

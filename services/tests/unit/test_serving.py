@@ -51,10 +51,10 @@ def test_sigterm_runs_the_shutdown_and_exits_cleanly(ignore_sigint):
     process = start_server(ignore_sigint)
     process.send_signal(signal.SIGTERM)
     try:
-        output, _ = process.communicate(timeout=15)
+        output = process.communicate(timeout=15)[0]
     except subprocess.TimeoutExpired:
         process.kill()
-        output, _ = process.communicate()
+        output = process.communicate()[0]
         pytest.fail(f"still running 15 s after SIGTERM; output:\n{output}")
     assert process.returncode == 0, output
     assert "shutdown ran" in output
