@@ -143,6 +143,20 @@ def test_a_changed_setting_rolls_the_pods_that_read_it(deployed):
     assert {pod["metadata"]["annotations"][annotation] for pod in pods} == set(after.values())
 
 
+def test_check_against_a_new_namespace_lists_what_it_would_create(embedded_cluster):
+    fresh = f"{NAMESPACE}-fresh"
+    result = run_playbook(embedded_cluster, "deploy.yml", "--check", "--diff", namespace=fresh)
+    assert result.returncode == 0, result.stdout[-5000:]
+    assert recap(result)["changed"] >= 10
+    for kind_and_name in ("ServiceAccount/stream-processing-sa", "Deployment/jobmanager", "StatefulSet/taskmanager"):
+        assert f"would create {kind_and_name} (namespace {fresh} does not exist yet)" in result.stdout
+    assert re.search(r'"\+\s+name: jobmanager"', result.stdout), result.stdout[-5000:]
+    assert LOCAL_PASSWORD not in result.stdout
+    assert base64.b64encode(LOCAL_PASSWORD.encode()).decode() not in result.stdout
+    namespaces = [item["metadata"]["name"] for item in embedded_cluster.get_json("namespaces")["items"]]
+    assert fresh not in namespaces
+
+
 def test_password_never_appears_in_output(deployed):
     cluster = deployed[0]
     forms = {LOCAL_PASSWORD, NEW_PASSWORD}
